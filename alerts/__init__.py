@@ -1,0 +1,1 @@
+"""Alert and recovery rules as data, their evaluation, and Prometheus rules."""

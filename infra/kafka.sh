@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka (KRaft) on 127.0.0.1 from the official jars on Maven Central.
+#   infra/kafka.sh start   resolve jars (cached), format storage once, start, wait until it answers
+#   infra/kafka.sh stop    stop cleanly (SIGTERM, wait for the controlled shutdown)
+#   infra/kafka.sh status  exit 0 when the broker answers
+# When KAFKA_BOOTSTRAP_SERVERS is set, that cluster is used and nothing is started.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+KAFKA_VERSION=${KAFKA_VERSION:-3.9.1}
+CACHE_DIR=${POSVENDA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/posvenda}
+STATE_DIR=${POSVENDA_STATE_DIR:-$repo/.state}
+KAFKA_PORT=${POSVENDA_KAFKA_PORT:-9092}
+CONTROLLER_PORT=${POSVENDA_KAFKA_CONTROLLER_PORT:-9093}
+libs="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
+data="$STATE_DIR/kafka/data"
+conf="$STATE_DIR/kafka/server.properties"
+pidfile="$STATE_DIR/kafka/broker.pid"
+logfile="$STATE_DIR/kafka/broker.log"
+
+die() { echo "infra/kafka.sh: $*" >&2; exit 1; }
+
+need_tools() {
+  command -v java >/dev/null || die "java not found: install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)"
+  local v; v=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  [ "${v:-0}" -ge 17 ] || die "java $v found, Kafka $KAFKA_VERSION needs a JDK 17+ (apt-get install openjdk-17-jdk-headless)"
+  [ -f "$libs/.complete" ] || command -v mvn >/dev/null || die "mvn not found: install Maven (Debian: apt-get install maven)"
+}
+
+resolve_jars() {
+  [ -f "$libs/.complete" ] && return 0
+  echo "resolving Apache Kafka $KAFKA_VERSION jars from Maven Central into $libs ..."
+  mkdir -p "$libs"
+  mvn -q -B -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs"
+  touch "$libs/.complete"
+}
+
+
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+write_config() {
+  mkdir -p "$data"
+  cat > "$conf" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+min.insync.replicas=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=-1
+log.cleaner.backoff.ms=2000
+PROPS
+}
+
+log4j_config() {
+  cat > "$STATE_DIR/kafka/log4j.properties" <<PROPS
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=$logfile
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaServer=INFO
+log4j.logger.kafka.server.BrokerServer=INFO
+PROPS
+}
+
+start() {
+  if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+    echo "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS is set: using that cluster, starting nothing"
+    return 0
+  fi
+  need_tools
+  resolve_jars
+  if running; then echo "kafka already running (pid $(cat "$pidfile")) on 127.0.0.1:$KAFKA_PORT"; return 0; fi
+  write_config
+  log4j_config
+  [ -f "$logfile" ] && mv "$logfile" "$logfile.prev"
+  if [ ! -f "$data/meta.properties" ]; then
+    local cid; cid=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid)
+    java -cp "$libs/*" -Dlog4j.configuration="file:$STATE_DIR/kafka/log4j.properties" \
+      kafka.tools.StorageTool format -t "$cid" -c "$conf" >/dev/null
+    echo "formatted new KRaft storage in $data (cluster $cid)"
+  fi
+  nohup java -Xms256m -Xmx${KAFKA_HEAP:-768m} -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j.configuration="file:$STATE_DIR/kafka/log4j.properties" \
+    -cp "$libs/*" kafka.Kafka "$conf" >>"$STATE_DIR/kafka/stdout.log" 2>&1 &
+  echo $! > "$pidfile"
+  local deadline=$((SECONDS + 90))
+  until (exec 3<>/dev/tcp/127.0.0.1/"$KAFKA_PORT") 2>/dev/null && grep -q "BrokerServer id=1\] Transition from STARTING to STARTED" "$logfile" 2>/dev/null; do
+    running || die "broker exited during start-up; see $logfile and $STATE_DIR/kafka/stdout.log"
+    [ $SECONDS -lt $deadline ] || die "broker did not answer on 127.0.0.1:$KAFKA_PORT within 90 s; see $logfile"
+    sleep 0.5
+  done
+  echo "kafka $KAFKA_VERSION up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$pidfile"), data $data)"
+}
+
+stop() {
+  [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && { echo "external cluster: nothing to stop"; return 0; }
+  if ! running; then echo "kafka not running"; rm -f "$pidfile"; return 0; fi
+  local pid; pid=$(cat "$pidfile")
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + 60))
+  while kill -0 "$pid" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { echo "controlled shutdown took over 60 s: killing"; kill -9 "$pid"; break; }
+    sleep 0.3
+  done
+  rm -f "$pidfile"
+  echo "kafka stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) running && echo "running (pid $(cat "$pidfile"))" || { echo "not running"; exit 1; } ;;
+  *) echo "usage: infra/kafka.sh start|stop|status" >&2; exit 2 ;;
+esac

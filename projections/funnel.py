@@ -1,0 +1,61 @@
+"""The purchase funnel read model: Faust tables, the compacted projection topic and the HTTP view.
+
+Counts are kept as per-partition partials (key ends in the source partition) so that each count is
+written only by the worker that owns that partition; readers sum the partials (PITFALLS.md: cheaper
+than a group_by repartition, and exact under rebalances).
+"""
+from __future__ import annotations
+
+import json
+
+from projections import funnel_fold
+from projections.http import unauthorized
+from streams.app import app, settings, topic
+from topics import catalogue
+
+sessions_table = app.Table("funnel-sessions", default=None, partitions=settings.partitions)
+counts_table = app.Table("funnel-counts", default=int, partitions=settings.partitions)
+
+
+def cell_key(cell: tuple, partition: int) -> str:
+    return "|".join((*cell, str(partition)))
+
+
+def merged_counts() -> dict[tuple, int]:
+    """Partials summed over partitions: {(dimension, day, value, step): sessions}."""
+    merged: dict[tuple, int] = {}
+    for key, n in counts_table.items():
+        cell = tuple(key.split("|")[:4])
+        merged[cell] = merged.get(cell, 0) + n
+    return merged
+
+
+async def apply(session_id: str, event, partition: int) -> int:
+    """Folds one event into its session and moves the counts; returns how many cells moved."""
+    old = sessions_table.get(session_id)
+    new = funnel_fold.evolve(old, event)
+    if new == old:
+        return 0
+    sessions_table[session_id] = new
+    moves = funnel_fold.delta(old, new, settings.business_timezone)
+    for cell, change in moves.items():
+        key = cell_key(cell, partition)
+        value = counts_table[key] + change
+        counts_table[key] = value
+        await topic(catalogue.PROJECTION_FUNNEL).send(key=key.encode(), value=json.dumps(
+            {"dimension": cell[0], "day": cell[1], "value": cell[2], "step": cell[3],
+             "partition": partition, "sessions": value}).encode())
+    return len(moves)
+
+
+@app.page("/funnel")
+async def funnel_view(web, request):
+    """GET /funnel?dimension=all|device|channel|product&day=YYYY-MM-DD"""
+    denied = unauthorized(web, request)
+    if denied:
+        return denied
+    dimension = request.query.get("dimension", "all")
+    if dimension not in funnel_fold.DIMENSIONS:
+        return web.json({"error": f"dimension must be one of {list(funnel_fold.DIMENSIONS)}"}, status=400)
+    body = funnel_fold.report(merged_counts(), dimension, request.query.get("day"))
+    return web.json({"dimension": dimension, "steps": list(funnel_fold.STEPS), "days": body})

@@ -1,0 +1,73 @@
+"""Creates and configures the Faust app; nothing else lives here.
+
+Agents are in streams/<domain>.py, tables and their HTTP views in projections/<read_model>.py;
+streams/worker.py imports them all before the worker starts.
+"""
+from __future__ import annotations
+
+import faust
+
+from streams.settings import Settings
+
+settings = Settings.from_env()
+
+
+def _credentials(s: Settings):
+    if s.sasl_mechanism:
+        import ssl
+
+        context = ssl.create_default_context(cafile=s.ssl_cafile) if s.security_protocol == "SASL_SSL" else None
+        return faust.SASLCredentials(username=s.sasl_username, password=s.sasl_password,
+                                     mechanism=s.sasl_mechanism, ssl_context=context)
+    if s.security_protocol == "SSL":
+        import ssl
+
+        return faust.SSLCredentials(ssl.create_default_context(cafile=s.ssl_cafile))
+    return None
+
+
+def create_app(s: Settings) -> faust.App:
+    return faust.App(
+        s.app_id,
+        broker=";".join(f"kafka://{host}" for host in s.bootstrap_servers.split(",")),
+        broker_credentials=_credentials(s),
+        store="rocksdb://",  # rocksdict when installed (PITFALLS.md: not rocksdict://)
+        datadir=str(s.data_dir),
+        processing_guarantee=s.processing_guarantee,
+        topic_partitions=s.partitions,
+        topic_replication_factor=1,
+        broker_session_timeout=10,  # a local worker is ready in ~5 s instead of ~30 s
+        consumer_auto_offset_reset="earliest",
+        web_host=s.web_host,
+        web_bind=s.web_host,
+        web_port=s.web_port,
+        web_in_thread=False,
+        autodiscover=False,
+        key_serializer="json",  # tables; catalogue topics are raw bytes (see topic())
+        value_serializer="json",
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+
+
+app = create_app(settings)
+
+
+def topic(t, **kwargs) -> faust.TopicT:
+    """The Faust topic of a catalogue entry (raw bytes: agents decode, so bad input reaches the DLQ)."""
+    return app.topic(settings.topic_name(t), key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=t.partitions or settings.partitions, **kwargs)
+
+
+def topics(*entries, **kwargs) -> faust.TopicT:
+    """One Faust channel over several co-partitioned catalogue topics."""
+    return app.topic(*(settings.topic_name(t) for t in entries), key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw", partitions=settings.partitions, **kwargs)
+
+
+def catalogue_entry(physical_name: str, candidates):
+    """The catalogue topic a message came from, by its physical (prefixed) name."""
+    for t in candidates:
+        if settings.topic_name(t) == physical_name:
+            return t
+    raise KeyError(physical_name)

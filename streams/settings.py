@@ -1,0 +1,64 @@
+"""All configuration, read from the environment in exactly one place (agents never read it)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    app_id: str = "posvenda"
+    topic_prefix: str = ""
+    partitions: int = 4
+    data_dir: Path = REPO / ".state" / "worker"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    api_token: str | None = None  # when set, HTTP projections require "Authorization: Bearer <token>"
+    processing_guarantee: str = "exactly_once"
+    business_timezone: str = "America/Sao_Paulo"  # days of the funnel and reports are local days
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    sasl_mechanism: str | None = None  # e.g. SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "Settings":
+        def get(name, default, cast=str):
+            value = env.get(name)
+            return default if value in (None, "") else cast(value)
+
+        return cls(
+            bootstrap_servers=get("KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers),
+            app_id=get("POSVENDA_APP_ID", cls.app_id),
+            topic_prefix=get("POSVENDA_TOPIC_PREFIX", cls.topic_prefix),
+            partitions=get("POSVENDA_PARTITIONS", cls.partitions, int),
+            data_dir=get("POSVENDA_DATA_DIR", cls.data_dir, Path),
+            web_host=get("POSVENDA_WEB_HOST", cls.web_host),
+            web_port=get("POSVENDA_WEB_PORT", cls.web_port, int),
+            api_token=get("POSVENDA_API_TOKEN", None),
+            processing_guarantee=get("POSVENDA_PROCESSING_GUARANTEE", cls.processing_guarantee),
+            business_timezone=get("POSVENDA_TIMEZONE", cls.business_timezone),
+            security_protocol=get("KAFKA_SECURITY_PROTOCOL", cls.security_protocol),
+            sasl_mechanism=get("KAFKA_SASL_MECHANISM", None),
+            sasl_username=get("KAFKA_SASL_USERNAME", None),
+            sasl_password=get("KAFKA_SASL_PASSWORD", None),
+            ssl_cafile=get("KAFKA_SSL_CAFILE", None),
+        )
+
+    def topic_name(self, topic) -> str:
+        return f"{self.topic_prefix}{topic.name}"
+
+    def kafka_python_config(self) -> dict:
+        """Connection settings for kafka-python clients (admin, producer, consumer)."""
+        conf = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            conf.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                        sasl_plain_password=self.sasl_password)
+        if self.ssl_cafile:
+            conf["ssl_cafile"] = self.ssl_cafile
+        return conf

@@ -1,0 +1,84 @@
+"""Every topic posvenda uses: name, key, partitions, cleanup policy, retention and value schema.
+
+Names here are logical; `Settings.topic_prefix` is put in front of each at run time so that test runs
+and tenants can share a cluster. Source topics that one agent reads together share a partition count
+(co-partitioned), so one partition sees the whole history of one session, order or customer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FOREVER = -1
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str  # what the message key holds
+    value_schemas: tuple[str, ...]  # Avro full names a message may carry ("json" for JSON projections)
+    cleanup_policy: str = "delete"  # "delete" or "compact"
+    retention_ms: int = FOREVER
+    partitions: int | None = None  # None: Settings.partitions
+    doc: str = ""
+
+    @property
+    def dead_letters(self) -> "Topic":
+        return Topic(f"{self.name}.dlq", self.key, ("raw",), "delete", 4 * WEEK_MS, self.partitions,
+                     f"Messages of {self.name} that could not be processed; reason in the headers.")
+
+
+def _events(name: str, key: str, schema: str, doc: str) -> Topic:
+    return Topic(name, key, (schema,), doc=doc)
+
+
+VISITS = _events("visits.events", "session_id", "posvenda.visits.VisitEvent", "Sessions and page views.")
+CART = _events("cart.events", "session_id", "posvenda.cart.CartEvent", "Cart actions.")
+CHECKOUT = _events("checkout.events", "session_id", "posvenda.checkout.CheckoutEvent", "Checkout steps.")
+ORDERS = _events("orders.events", "order_id", "posvenda.orders.OrderEvent", "Order state transitions.")
+CUSTOMERS = _events("customers.events", "customer_id", "posvenda.customers.CustomerEvent", "Registrations.")
+MESSAGES = _events("messages.events", "order_id, else customer_id", "posvenda.messages.MessageEvent",
+                   "Messages between store and customer: the communication audit log.")
+FEEDBACK = _events("feedback.events", "customer_id", "posvenda.feedback.FeedbackEvent", "NPS answers.")
+
+SOURCE_TOPICS = (VISITS, CART, CHECKOUT, ORDERS, CUSTOMERS, MESSAGES, FEEDBACK)
+
+# Internal re-keying: order facts a session-keyed projection needs (order placed / paid), keyed by session.
+SESSION_ORDER_STEPS = Topic("sessions.order-steps", "session_id", ("posvenda.orders.OrderEvent",),
+                            retention_ms=4 * WEEK_MS, doc="Order events re-keyed by session for the funnel.")
+
+RECOVERY_ACTIONS = Topic("recovery.actions", "charge_id", ("posvenda.recovery.RecoveryAction",),
+                         doc="Boleto/Pix recovery actions for campaigns; each action_id appears once.")
+ALERTS = Topic("alerts.events", "alert_id", ("posvenda.alerts.AlertEvent",), doc="Alerts raised and cleared.")
+
+
+def _projection(name: str, key: str, doc: str) -> Topic:
+    return Topic(f"projections.{name}", key, ("json",), "compact", doc=doc)
+
+
+PROJECTION_FUNNEL = _projection("funnel", "dimension|day|value|step|partition",
+                                "Funnel step counts: per-partition partials, sum over partitions.")
+
+INTERNAL_TOPICS = (SESSION_ORDER_STEPS,)
+OUTPUT_TOPICS = (RECOVERY_ACTIONS, ALERTS, PROJECTION_FUNNEL)
+
+
+def all_topics() -> tuple[Topic, ...]:
+    """Every topic `posvenda topics create` makes, dead-letter topics included."""
+    base = SOURCE_TOPICS + INTERNAL_TOPICS + OUTPUT_TOPICS
+    return base + tuple(t.dead_letters for t in SOURCE_TOPICS + INTERNAL_TOPICS)
+
+
+def for_event_family(schema_name: str) -> Topic:
+    """The source topic that holds events of a family schema."""
+    for topic in SOURCE_TOPICS:
+        if schema_name in topic.value_schemas:
+            return topic
+    raise KeyError(f"no source topic carries {schema_name}")
+
+
+def key_of(topic: Topic, event) -> str | None:
+    """Message key of an event on its source topic: the entity whose order matters."""
+    if topic is MESSAGES:
+        return event.order_id or event.customer_id
+    return getattr(event, topic.key)
