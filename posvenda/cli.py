@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import time
 from pathlib import Path
 
 log = logging.getLogger("posvenda")
+
+# Further subcommands: each module has `add_parser(subparsers)` that adds its parser and sets `func`.
+COMMAND_MODULES: list[str] = [
+]
 
 
 def _settings():
@@ -137,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dimension", default="all", choices=["all", "device", "channel", "product"])
     p.add_argument("--watch", type=float, default=0, help="refresh every N seconds (default: print once)")
     p.set_defaults(func=cmd_funnel)
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 

@@ -10,6 +10,7 @@ import json
 
 from projections import funnel_fold
 from projections.http import unauthorized
+from streams import handlers, metrics
 from streams.app import app, settings, topic
 from topics import catalogue
 
@@ -30,13 +31,17 @@ def merged_counts() -> dict[tuple, int]:
     return merged
 
 
-async def apply(session_id: str, event, partition: int) -> int:
-    """Folds one event into its session and moves the counts; returns how many cells moved."""
-    old = sessions_table.get(session_id)
+@handlers.on(handlers.SESSIONS)
+async def apply(event, partition: int) -> None:
+    """Folds one event into its session and moves the counts by the change of its contribution."""
+    old = sessions_table.get(event.session_id)
     new = funnel_fold.evolve(old, event)
     if new == old:
-        return 0
-    sessions_table[session_id] = new
+        return
+    sessions_table[event.session_id] = new
+    for step in set(new["steps"]) - set((old or {}).get("steps", ())):
+        metrics.FUNNEL_SESSIONS.labels(step, new["device"] or funnel_fold.UNKNOWN,
+                                       new["channel"] or funnel_fold.UNKNOWN).inc()
     moves = funnel_fold.delta(old, new, settings.business_timezone)
     for cell, change in moves.items():
         key = cell_key(cell, partition)
@@ -45,7 +50,6 @@ async def apply(session_id: str, event, partition: int) -> int:
         await topic(catalogue.PROJECTION_FUNNEL).send(key=key.encode(), value=json.dumps(
             {"dimension": cell[0], "day": cell[1], "value": cell[2], "step": cell[3],
              "partition": partition, "sessions": value}).encode())
-    return len(moves)
 
 
 @app.page("/funnel")

@@ -1,9 +1,8 @@
 """One agent for everything keyed by session: visits, cart and checkout events, and order steps
-re-keyed by session. It decodes once and dispatches to the session read models."""
+re-keyed by session. It decodes once and dispatches to the handlers registered for SESSIONS."""
 from __future__ import annotations
 
-from projections import funnel
-from streams import metrics
+from streams import handlers
 from streams.app import app, catalogue_entry, topics
 from streams.decoding import decode_or_dead_letter, observe_latency
 from topics import catalogue
@@ -19,11 +18,6 @@ async def fold_sessions(stream):
         event = await decode_or_dead_letter(source, message, "session_id")
         if event is None:
             continue
-        before = funnel.sessions_table.get(event.session_id)
-        await funnel.apply(event.session_id, event, message.partition)
-        after = funnel.sessions_table.get(event.session_id)
-        if before != after:
-            new_steps = set(after["steps"]) - set((before or {}).get("steps", ()))
-            for step in new_steps:
-                metrics.FUNNEL_SESSIONS.labels(step, after["device"] or "unknown", after["channel"] or "unknown").inc()
+        for handle in handlers.handlers(handlers.SESSIONS):
+            await handle(event, message.partition)
         observe_latency(source, event)

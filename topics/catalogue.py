@@ -59,14 +59,14 @@ def _projection(name: str, key: str, doc: str) -> Topic:
 PROJECTION_FUNNEL = _projection("funnel", "dimension|day|value|step|partition",
                                 "Funnel step counts: per-partition partials, sum over partitions.")
 
-INTERNAL_TOPICS = (SESSION_ORDER_STEPS,)
-OUTPUT_TOPICS = (RECOVERY_ACTIONS, ALERTS, PROJECTION_FUNNEL)
 
 
 def all_topics() -> tuple[Topic, ...]:
-    """Every topic `posvenda topics create` makes, dead-letter topics included."""
-    base = SOURCE_TOPICS + INTERNAL_TOPICS + OUTPUT_TOPICS
-    return base + tuple(t.dead_letters for t in SOURCE_TOPICS + INTERNAL_TOPICS)
+    """Every Topic declared in this module, plus a dead-letter topic beside each source/internal one."""
+    declared = [v for v in globals().values() if isinstance(v, Topic)]
+    unique = tuple(dict.fromkeys(declared))
+    readable = [t for t in unique if t.value_schemas != ("json",) and not t.name.startswith(("recovery.", "alerts."))]
+    return unique + tuple(t.dead_letters for t in readable)
 
 
 def for_event_family(schema_name: str) -> Topic:
@@ -82,3 +82,12 @@ def key_of(topic: Topic, event) -> str | None:
     if topic is MESSAGES:
         return event.order_id or event.customer_id
     return getattr(event, topic.key)
+
+
+# --- visits, visitors vs buyers, customer 360, order history ---
+
+
+# --- boleto/Pix recovery ---
+
+
+# --- return-rate and operational alerts ---

@@ -1,0 +1,147 @@
+"""Fixtures shared by every test layer: the real broker, per-test namespaces, and worker processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from streams.settings import Settings  # noqa: E402
+
+
+def wait_until(check, timeout: float = 60, interval: float = 0.25, what: str = "condition"):
+    """Polls `check()` until it returns a truthy value; fails with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # the thing polled may not be up yet
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers() -> str:
+    """The real broker: KAFKA_BOOTSTRAP_SERVERS when set, else the local one from infra/kafka.sh."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        return external
+    subprocess.run([str(REPO / "infra" / "kafka.sh"), "start"], check=True)
+    return "127.0.0.1:9092"
+
+
+@pytest.fixture
+def settings_factory(bootstrap_servers, tmp_path):
+    def make(**overrides) -> Settings:
+        prefix = overrides.pop("topic_prefix", f"t{uuid.uuid4().hex[:10]}.")
+        base = Settings(bootstrap_servers=bootstrap_servers, topic_prefix=prefix, app_id=f"{prefix}posvenda",
+                        partitions=2, data_dir=tmp_path / "worker")
+        return replace(base, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def settings(settings_factory) -> Settings:
+    """Settings of a fresh namespace (topic prefix and consumer group) with its topics created."""
+    from topics.admin import create_topics
+
+    s = settings_factory()
+    create_topics(s)
+    return s
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSVENDA_")}
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "POSVENDA_TOPIC_PREFIX": s.topic_prefix,
+        "POSVENDA_APP_ID": s.app_id, "POSVENDA_PARTITIONS": str(s.partitions),
+        "POSVENDA_DATA_DIR": str(s.data_dir), "POSVENDA_WEB_PORT": str(s.web_port),
+        "POSVENDA_PROCESSING_GUARANTEE": s.processing_guarantee, "PYTHONPATH": str(REPO),
+    })
+    if s.api_token:
+        env["POSVENDA_API_TOKEN"] = s.api_token
+    return env
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def get(self, path: str, token: str | None = None):
+        request = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def worker_factory(tmp_path):
+    started: list[Worker] = []
+
+    def start(s: Settings, name: str = "worker", ready_timeout: float = 90) -> Worker:
+        port = free_port()
+        s = replace(s, web_port=port)
+        log_path = tmp_path / f"{name}-{len(started)}.log"
+        process = subprocess.Popen([sys.executable, "-m", "posvenda.cli", "worker"], env=settings_env(s),
+                                   cwd=REPO, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+        worker = Worker(process, f"http://127.0.0.1:{port}", log_path)
+        started.append(worker)
+
+        def ready():
+            if process.poll() is not None:
+                raise AssertionError(f"worker exited with {process.returncode}:\n{worker.log()[-3000:]}")
+            return "Worker ready" in worker.log() and worker.get("/health")
+
+        wait_until(ready, ready_timeout, what=f"{name} to be ready")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(part in ("e2e", "faults", "integration") for part in Path(str(item.fspath)).parts):
+            item.add_marker(pytest.mark.broker)
