@@ -5,6 +5,8 @@ import sys
 
 from projections import funnel, http  # noqa: F401  (registers tables and views)
 from streams import orders, sessions  # noqa: F401  (registers agents and their handlers)
+from projections import handling_time  # noqa: F401  (order handling time histogram)
+from streams import lag  # noqa: F401  (consumer lag timer and pipeline sensor)
 from streams.app import app, settings
 
 

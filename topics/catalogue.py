@@ -85,6 +85,15 @@ def key_of(topic: Topic, event) -> str | None:
 
 
 # --- visits, visitors vs buyers, customer 360, order history ---
+# Internal re-keying: snapshots of a customer's sessions and orders (JSON, with a growing seq), keyed by
+# customer id, for the customer agent (customer 360 and the known customers' share of visitors vs buyers).
+CUSTOMER_FACTS = Topic("customers.facts", "customer_id", ("json",), retention_ms=4 * WEEK_MS,
+                       doc="Session and order snapshots re-keyed by customer (streams/customers.py).")
+PROJECTION_VISITS = _projection("visits", "session_id", "Sessions folded into visits (projections/visits.py).")
+PROJECTION_VISITORS_BUYERS = _projection("visitors-buyers", "day|stage|source|partition",
+                                         "Visitors vs buyers: per-partition partials, sum over source and partition.")
+PROJECTION_CUSTOMERS = _projection("customers", "customer_id", "Customer 360 records; personal data dropped on erasure.")
+PROJECTION_ORDERS = _projection("orders", "order_id", "Order history: state machine timeline and message audit log.")
 
 
 # --- boleto/Pix recovery ---
