@@ -12,6 +12,8 @@ log = logging.getLogger("posvenda")
 
 # Further subcommands: each module has `add_parser(subparsers)` that adds its parser and sets `func`.
 COMMAND_MODULES: list[str] = [
+    "posvenda.demo",
+    "posvenda.cmd_dashboards",
 ]
 
 
