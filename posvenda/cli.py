@@ -14,6 +14,9 @@ log = logging.getLogger("posvenda")
 COMMAND_MODULES: list[str] = [
     "posvenda.demo",
     "posvenda.cmd_dashboards",
+    "posvenda.cmd_rebuild",
+    "alerts.alert_rules",
+    "posvenda.cmd_campaigns",
 ]
 
 

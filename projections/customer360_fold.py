@@ -133,3 +133,11 @@ def view(state: dict) -> dict:
         "nps": None if nps is None else {"score": nps["score"], "order_id": nps["order_id"],
                                          "answered_at": nps["answered_at"]},
     }
+
+
+def exists(state: dict | None) -> bool:
+    """Whether the customer has anything to show: an event of their own or a live session/order."""
+    if not state:
+        return False
+    return state["events_last_at"] is not None or any(
+        v["fact"] is not None for bucket in ("sessions", "orders") for v in state[bucket].values())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from projections import funnel_fold
-from projections.http import unauthorized
+from projections.http import gather_partials, unauthorized
 from streams import handlers, metrics
 from streams.app import app, settings, topic
 from topics import catalogue
@@ -22,10 +22,10 @@ def cell_key(cell: tuple, partition: int) -> str:
     return "|".join((*cell, str(partition)))
 
 
-def merged_counts() -> dict[tuple, int]:
+def merge(partials: list) -> dict[tuple, int]:
     """Partials summed over partitions: {(dimension, day, value, step): sessions}."""
     merged: dict[tuple, int] = {}
-    for key, n in counts_table.items():
+    for key, n in partials:
         cell = tuple(key.split("|")[:4])
         merged[cell] = merged.get(cell, 0) + n
     return merged
@@ -58,8 +58,12 @@ async def funnel_view(web, request):
     denied = unauthorized(web, request)
     if denied:
         return denied
+    local = [[key, n] for key, n in counts_table.items() if n]
+    if request.query.get("scope") == "local":
+        return web.json({"partials": local})
+    partials = await gather_partials(request, counts_table, "/funnel", local)
     dimension = request.query.get("dimension", "all")
     if dimension not in funnel_fold.DIMENSIONS:
         return web.json({"error": f"dimension must be one of {list(funnel_fold.DIMENSIONS)}"}, status=400)
-    body = funnel_fold.report(merged_counts(), dimension, request.query.get("day"))
+    body = funnel_fold.report(merge(partials), dimension, request.query.get("day"))
     return web.json({"dimension": dimension, "steps": list(funnel_fold.STEPS), "days": body})

@@ -1,12 +1,16 @@
 """Shared HTTP plumbing of the projection views: bearer-token check, paging, /metrics, /health."""
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
+import logging
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.app import app, settings
 
+log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -39,3 +43,39 @@ async def metrics_view(web, request):
 @app.page("/health")
 async def health_view(web, request):
     return web.json({"status": "ok", "app": settings.app_id})
+
+
+def peer_urls(table) -> list[str]:
+    """Base URLs of the other workers holding partitions of `table` (from the partition assignor)."""
+    own = str(app.conf.canonical_url).rstrip("/")
+    try:
+        hosts = app.router.table_metadata(table.name)
+    except Exception:  # no assignment yet (worker starting): only local data
+        return []
+    return sorted({str(url).rstrip("/") for url in hosts} - {own})
+
+
+async def gather_partials(request, table, path: str, local: list) -> list:
+    """Local partial rows plus those of every peer worker (`?scope=local` on the peers' `path`).
+
+    Read models keep per-partition partials; a worker holds only its partitions, so a complete
+    answer asks the others. A peer that does not answer makes the view fail loudly, not silently
+    short.
+    """
+    if request.query.get("scope") == "local":
+        return local
+    peers = peer_urls(table)
+    if not peers:
+        return local
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
+
+    async def fetch(session, base):
+        async with session.get(f"{base}{path}", params={"scope": "local"}, headers=headers) as response:
+            response.raise_for_status()
+            return json.loads(await response.text())["partials"]
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        remote = await asyncio.gather(*(fetch(session, base) for base in peers))
+    return local + [row for rows in remote for row in rows]

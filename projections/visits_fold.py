@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -23,10 +24,9 @@ from projections.useragent import parse_client
 
 VISIT_GAP_MS = 30 * 60 * 1000  # a visit ends after 30 minutes without a page view
 MAX_PAGE_VIEWS_PER_SESSION = 1000  # the earliest ones are kept: bounded state, still order-independent
-MAX_CART_TIMES_PER_SESSION = 200
+MAX_CART_ADDITIONS = 200  # per session, the earliest kept
 
 STAGES = ("visitors", "carted", "ordered", "shipped")  # visitors vs buyers, in funnel order
-VISIT_TYPES = frozenset({"session_started", "page_viewed"})
 
 
 def empty(session_id: str) -> dict:
@@ -35,7 +35,7 @@ def empty(session_id: str) -> dict:
         "browser": None, "os": None, "device": None, "channel": None, "utm_source": None, "utm_campaign": None,
         "landing_page": None, "start_stamp": None, "first_at": None, "last_at": None,
         "pages": [],  # [occurred_at, event_id, path, page_type], sorted
-        "cart_times": [],  # distinct occurred_at of cart_item_added, sorted
+        "cart_additions": [],  # [occurred_at, event_id] of cart_item_added, sorted
     }
 
 
@@ -68,14 +68,20 @@ def _add_page(state: dict, event) -> bool:
     return True
 
 
-def evolve(state: dict | None, event) -> dict:
-    """The session's state after `event` (any event of the SESSIONS group); returns a new dict.
+def ignores(event) -> bool:
+    """Events of the SESSIONS group this fold skips.
 
-    Only order_placed matters among the order steps re-keyed by session: it names the customer.
+    Of the order steps re-keyed by session only order_placed matters (it names the customer);
+    order_paid is forwarded for the funnel, and whether it is forwarded depends on arrival order.
     """
+    return event.type == "order_paid" or not event.session_id
+
+
+def evolve(state: dict | None, event) -> dict:
+    """The session's state after `event` (an event of the SESSIONS group); returns a new dict."""
     s = dict(state or empty(event.session_id))
-    if event.type == "order_paid":
-        return s  # forwarded for the funnel only; whether it is forwarded depends on arrival order
+    if ignores(event):
+        return s
     s["first_at"] = event.occurred_at if s["first_at"] is None else min(s["first_at"], event.occurred_at)
     s["last_at"] = event.occurred_at if s["last_at"] is None else max(s["last_at"], event.occurred_at)
     if event.customer_id and (s["customer_id"] is None or event.customer_id < s["customer_id"]):
@@ -84,9 +90,8 @@ def evolve(state: dict | None, event) -> dict:
         _start_attributes(s, event)
     elif event.type == "page_viewed":
         _add_page(s, event)
-    elif event.type == "cart_item_added" and event.occurred_at not in s["cart_times"]:
-        if len(s["cart_times"]) < MAX_CART_TIMES_PER_SESSION or event.occurred_at < s["cart_times"][-1]:
-            s["cart_times"] = sorted([*s["cart_times"], event.occurred_at])[:MAX_CART_TIMES_PER_SESSION]
+    elif event.type == "cart_item_added" and not any(c[1] == event.event_id for c in s["cart_additions"]):
+        s["cart_additions"] = sorted([*s["cart_additions"], [event.occurred_at, event.event_id]])[:MAX_CART_ADDITIONS]
     return s
 
 
@@ -116,7 +121,7 @@ def view(state: dict) -> dict:
         "landing_page": state["landing_page"],
         "visits": derived, "visit_count": len(derived), "pages": sum(v["pages"] for v in derived),
         "time_on_site_ms": sum(v["time_on_site_ms"] for v in derived),
-        "cart_additions": len(state["cart_times"]),
+        "cart_additions": len(state["cart_additions"]),
     }
 
 
@@ -134,7 +139,7 @@ def visit_days(state: dict, timezone: str) -> list[str]:
 
 
 def cart_days(state: dict, timezone: str) -> list[str]:
-    return sorted({local_day(t, timezone) for t in state["cart_times"]})
+    return sorted({local_day(at, timezone) for at, _event_id in state["cart_additions"]})
 
 
 def anonymous_cells(state: dict | None, timezone: str) -> frozenset[tuple[str, str]]:
@@ -172,5 +177,5 @@ def report(counts: dict[tuple[str, str], int], day: str | None = None) -> dict:
         out.setdefault(cell_day, dict.fromkeys(STAGES, 0))[stage] += n
     for row in out.values():
         row["conversion"] = {stage: (round(row[stage] / row[prev], 4) if row[prev] else None)
-                             for prev, stage in zip(STAGES, STAGES[1:])}
+                             for prev, stage in itertools.pairwise(STAGES)}
     return dict(sorted(out.items()))

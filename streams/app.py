@@ -41,6 +41,7 @@ def create_app(s: Settings) -> faust.App:
         web_host=s.web_host,
         web_bind=s.web_host,
         web_port=s.web_port,
+        canonical_url=f"http://{s.web_host}:{s.web_port}",  # how peers reach this worker's views
         web_in_thread=False,
         autodiscover=False,
         key_serializer="json",  # tables; catalogue topics are raw bytes (see topic())

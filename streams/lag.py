@@ -11,7 +11,7 @@ are read during recovery only and have no committed offset.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import faust
 
@@ -25,7 +25,8 @@ LAG_INTERVAL_SECONDS = 5.0
 
 
 def lag_by_partition(assignment: Iterable, highwater: Callable[[object], int | None],
-                     committed: Mapping[object, int | None], logical_name: Mapping[str, str]) -> dict[tuple[str, int], int]:
+                     committed: Mapping[object, int | None],
+                     logical_name: Mapping[str, str]) -> dict[tuple[str, int], int]:
     """{(logical topic, partition): lag} for the assigned partitions of catalogue topics.
 
     `assignment` holds TopicPartitions (.topic, .partition); `highwater(tp)` is the log end the
@@ -57,7 +58,7 @@ async def sample_consumer_lag() -> None:
     try:
         assignment = consumer.assignment()
         lags = lag_by_partition(assignment, consumer.highwater, consumer._committed_offset, _logical_names())
-    except Exception as exc:  # the consumer is (re)starting or rebalancing: sample again next time
+    except Exception as exc:  # noqa: BLE001  the consumer is (re)starting or rebalancing: sample again next time
         log.debug("consumer lag not sampled: %s: %s", type(exc).__name__, exc)
         return
     # clear + set runs without an await between them, so a scrape (same event loop) never sees a gap,

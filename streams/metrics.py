@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from topics import catalogue
+
 EVENTS_PROCESSED = Counter("posvenda_events_processed_total", "Events folded into projections.", ["topic", "type"])
 DEAD_LETTERS = Counter("posvenda_dead_letters_total", "Messages sent to a dead-letter topic.", ["topic", "reason"])
 DUPLICATES = Counter("posvenda_duplicate_events_total", "Events ignored because their event_id was already seen.",
                      ["topic"])
+for _source in (*catalogue.SOURCE_TOPICS, catalogue.SESSION_ORDER_STEPS):
+    DUPLICATES.labels(_source.name)  # exported as 0 from the start: "no duplicates" is data, not a gap
 PROCESSING_LATENCY = Histogram(
     "posvenda_processing_latency_seconds", "Event time to projection update.", ["topic"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400),

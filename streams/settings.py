@@ -19,6 +19,7 @@ class Settings:
     web_port: int = 6066
     api_token: str | None = None  # when set, HTTP projections require "Authorization: Bearer <token>"
     processing_guarantee: str = "exactly_once"
+    recovery_tick_seconds: float = 5.0  # wall-clock ticks for idle partitions' recovery watermark; 0 = off
     business_timezone: str = "America/Sao_Paulo"  # days of the funnel and reports are local days
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     sasl_mechanism: str | None = None  # e.g. SCRAM-SHA-512
@@ -42,6 +43,7 @@ class Settings:
             web_port=get("POSVENDA_WEB_PORT", cls.web_port, int),
             api_token=get("POSVENDA_API_TOKEN", None),
             processing_guarantee=get("POSVENDA_PROCESSING_GUARANTEE", cls.processing_guarantee),
+            recovery_tick_seconds=get("POSVENDA_RECOVERY_TICK_SECONDS", cls.recovery_tick_seconds, float),
             business_timezone=get("POSVENDA_TIMEZONE", cls.business_timezone),
             security_protocol=get("KAFKA_SECURITY_PROTOCOL", cls.security_protocol),
             sasl_mechanism=get("KAFKA_SASL_MECHANISM", None),

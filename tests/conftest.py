@@ -97,6 +97,10 @@ class Worker:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return response.read().decode()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

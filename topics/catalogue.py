@@ -97,6 +97,19 @@ PROJECTION_ORDERS = _projection("orders", "order_id", "Order history: state mach
 
 
 # --- boleto/Pix recovery ---
+# Wall-clock ticks for the recovery watermark of idle live partitions (streams/recovery.py): one small
+# JSON message per orders partition every few seconds, co-partitioned with orders.events.
+ORDER_TICKS = Topic("orders.ticks", "none (explicit partition = the orders partition)", ("json",),
+                    retention_ms=3600 * 1000, doc="Wall-clock ticks per orders partition for the recovery watermark.")
+PROJECTION_RECOVERY = _projection("recovery", "partition",
+                                  "Recovery figures (actions by step, recovered charges and revenue): "
+                                  "per-partition partials, sum over partitions.")
 
 
 # --- return-rate and operational alerts ---
+# Internal re-keying of order facts for the stream-judged alerts (JSON facts, see alerts/window_fold.py):
+# each fact has a deterministic fact_id, so the judging agents dedupe redeliveries.
+PRODUCT_FACTS = Topic("products.facts", "product_id", ("json",), retention_ms=13 * WEEK_MS,
+                      doc="Delivered and returned units per product (return-rate alerts), keyed by product.")
+CARRIER_FACTS = Topic("carriers.facts", "carrier", ("json",), retention_ms=13 * WEEK_MS,
+                      doc="Deliveries per carrier, late or not (late-delivery alerts), keyed by carrier.")

@@ -1,0 +1,236 @@
+"""Recovery campaigns: turns recovery.actions into messages, delivers them, and logs them as events.
+
+For each action and each of its channels: render alerts/templates/<action type>.<channel>.txt
+(Portuguese, `string.Template` placeholders $order_id, $amount as "R$ 1.234,56", $due_date
+"dd/mm/aaaa" and $due_time "HH:MM" in the business time zone), hand the text to a delivery backend,
+then append a message_sent event (template = action type, phase = "payment_recovery", action_id) to
+messages.events, so the order's audit trail shows what the customer was sent.
+
+Idempotent end to end, because the consumer may see an action again after a crash (offsets are
+committed after the batch): the message_sent event id is uuid5(action_id + channel), so a second copy
+is the same event; and the outbox backend skips an (action, channel) it already delivered. The event
+is published again even when the delivery is skipped: a crash between delivering and publishing must
+not leave a message missing from the audit trail.
+
+A real backend (an e-mail or WhatsApp provider) implements `DeliveryBackend`: `delivered` and
+`deliver`. The backends never log message text or contact data (LGPD): ids, channel, template only.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import string
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+from zoneinfo import ZoneInfo
+
+from alerts.recovery_rules import TEMPLATES_DIR
+from topics import catalogue, codec
+from topics.events import Event
+
+log = logging.getLogger(__name__)
+
+PHASE = "payment_recovery"
+SOURCE = "crm"
+# Fixed namespace of the message_sent event ids: never change it, ids must stay the same forever.
+MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e8f-9a0b-1c2d3e4f5a6b")
+
+
+class TemplateError(LookupError):
+    """No template for an action type and channel, or a template uses an unknown placeholder."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    action_id: str
+    channel: str
+    template: str  # the action type, e.g. send_payment_reminder
+    order_id: str
+    customer_id: str | None  # pseudonymous: the backend resolves the contact
+    text: str
+
+
+class DeliveryBackend(Protocol):
+    """Where a rendered message goes. `delivered` lets a backend that remembers skip a redelivery."""
+
+    def delivered(self, action_id: str, channel: str) -> bool: ...
+
+    def deliver(self, message: OutgoingMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class OutboxBackend:
+    """Appends each message as a JSON line to a local file (what a sending service would pick up)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._done: set[tuple[str, str]] = set()
+        if self.path.exists():
+            for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+                try:
+                    entry = json.loads(line)
+                    self._done.add((entry["action_id"], entry["channel"]))
+                except (ValueError, KeyError, TypeError):
+                    log.warning("outbox %s line %d is not a delivered message; ignored", self.path, n)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def delivered(self, action_id: str, channel: str) -> bool:
+        return (action_id, channel) in self._done
+
+    def deliver(self, message: OutgoingMessage) -> None:
+        line = {**asdict(message), "delivered_at": int(time.time() * 1000)}
+        self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._file.flush()
+        self._done.add((message.action_id, message.channel))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class LogBackend:
+    """Logs that a message would go out: ids, channel and template only, never the text."""
+
+    def delivered(self, action_id: str, channel: str) -> bool:
+        return False
+
+    def deliver(self, message: OutgoingMessage) -> None:
+        log.info("message for action %s via %s (template %s, %d characters)", message.action_id, message.channel,
+                 message.template, len(message.text))
+
+    def close(self) -> None:
+        pass
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+def format_brl(amount: float) -> str:
+    """R$ 1.234,56 (Brazilian grouping and decimal comma)."""
+    cents = round(amount * 100)
+    reais, centavos = divmod(abs(cents), 100)
+    return f"{'-' if cents < 0 else ''}R$ {reais:,}".replace(",", ".") + f",{centavos:02d}"
+
+
+class Templates:
+    def __init__(self, directory: Path = TEMPLATES_DIR, timezone: str = "America/Sao_Paulo"):
+        self.directory = Path(directory)
+        self.zone = ZoneInfo(timezone)
+        self._cache: dict[str, string.Template] = {}
+
+    def _template(self, action_type: str, channel: str) -> string.Template:
+        name = f"{action_type}.{channel}.txt"
+        if name not in self._cache:
+            path = self.directory / name
+            if not path.is_file():
+                raise TemplateError(f"no template {path} for action {action_type!r} on channel {channel!r}")
+            self._cache[name] = string.Template(path.read_text(encoding="utf-8"))
+        return self._cache[name]
+
+    def render(self, action: dict, channel: str) -> str:
+        due = dt.datetime.fromtimestamp(action["due_at"] / 1000, self.zone)
+        values = {"order_id": action["order_id"], "amount": format_brl(action["amount"]),
+                  "due_date": due.strftime("%d/%m/%Y"), "due_time": due.strftime("%H:%M")}
+        try:
+            return self._template(action["type"], channel).substitute(values).strip() + "\n"
+        except (KeyError, ValueError) as exc:
+            raise TemplateError(f"template {action['type']}.{channel}.txt: bad placeholder {exc}") from None
+
+
+def message_event_id(action_id: str, channel: str) -> str:
+    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{action_id}|{channel}"))
+
+
+def message_sent_event(action: dict, channel: str, sent_at_ms: int) -> Event:
+    return Event(event_id=message_event_id(action["action_id"], channel), type="message_sent",
+                 occurred_at=sent_at_ms, source=SOURCE, customer_id=action.get("customer_id"),
+                 order_id=action["order_id"],
+                 payload={"channel": channel, "template": action["type"], "phase": PHASE,
+                          "action_id": action["action_id"]})
+
+
+def decode_action(value: bytes) -> dict:
+    """A recovery.actions message as a dict with times in UTC millis."""
+    name, record = codec.decode(value)
+    if name != "posvenda.recovery.RecoveryAction":
+        raise codec.DecodeError("wrong_schema", f"{name} is not a RecoveryAction")
+    out = dict(record)
+    for key in ("due_at", "scheduled_at"):
+        if isinstance(out[key], dt.datetime):
+            out[key] = int(out[key].timestamp() * 1000)
+    return out
+
+
+class Campaign:
+    """Handles one action: render, deliver (unless already delivered), publish message_sent."""
+
+    def __init__(self, backend: DeliveryBackend, publish: Callable[[Event], None], templates: Templates,
+                 clock: Callable[[], float] = time.time):
+        self.backend, self.publish, self.templates, self.clock = backend, publish, templates, clock
+        self.delivered = self.skipped = 0
+
+    def handle(self, action: dict) -> list[Event]:
+        events = []
+        for channel in action["channels"]:
+            text = self.templates.render(action, channel)
+            if self.backend.delivered(action["action_id"], channel):
+                self.skipped += 1
+            else:
+                self.backend.deliver(OutgoingMessage(action["action_id"], channel, action["type"], action["order_id"],
+                                                     action.get("customer_id"), text))
+                self.delivered += 1
+            event = message_sent_event(action, channel, int(self.clock() * 1000))
+            self.publish(event)
+            events.append(event)
+        return events
+
+
+def run(settings, backend: DeliveryBackend, group_id: str, *, until_idle_s: float | None = None,
+        templates: Templates | None = None, poll_ms: int = 500) -> dict:
+    """Consumes recovery.actions (committed transactions only) until stopped or idle for until_idle_s."""
+    from kafka import KafkaConsumer
+
+    from posvenda.publish import Publisher
+
+    templates = templates or Templates(timezone=settings.business_timezone)
+    consumer = KafkaConsumer(settings.topic_name(catalogue.RECOVERY_ACTIONS), group_id=group_id,
+                             client_id="posvenda-campaigns", enable_auto_commit=False, auto_offset_reset="earliest",
+                             isolation_level="read_committed", **settings.kafka_python_config())
+    stats = {"actions": 0, "delivered": 0, "skipped": 0, "invalid": 0}
+    last_seen = time.monotonic()
+    try:
+        with Publisher(settings) as publisher:
+            campaign = Campaign(backend, publisher.publish, templates)
+            while True:
+                batches = consumer.poll(timeout_ms=poll_ms, max_records=200)
+                records = [r for batch in batches.values() for r in batch]
+                if not records:
+                    if until_idle_s is not None and time.monotonic() - last_seen >= until_idle_s:
+                        break
+                    continue
+                last_seen = time.monotonic()
+                for record in records:
+                    try:
+                        action = decode_action(record.value)
+                    except codec.DecodeError as exc:
+                        stats["invalid"] += 1
+                        log.error("recovery.actions partition %s offset %s: %s", record.partition, record.offset, exc)
+                        continue
+                    try:
+                        campaign.handle(action)
+                    except TemplateError as exc:  # a renamed action type: skip it loudly, keep the others going
+                        stats["invalid"] += 1
+                        log.error("action %s skipped: %s", action["action_id"], exc)
+                        continue
+                    stats["actions"] += 1
+                publisher.producer.flush()
+                consumer.commit()
+            stats.update(delivered=campaign.delivered, skipped=campaign.skipped)
+    finally:
+        consumer.close()
+        backend.close()
+    return stats

@@ -1,0 +1,250 @@
+"""Return rates per product page, late deliveries per carrier and the active alerts: the tables, the
+ORDERS handler that re-keys order facts onto products.facts / carriers.facts, the HTTP views and
+the Prometheus metrics. The judging agents are in streams/product_alerts.py.
+
+Tables (all JSON dicts, str keys):
+  alert-orders             order_id -> what the order's facts need (alerts/order_facts.py)
+  return-rate-products     product_id -> daily buckets and the open alert episode (window_fold)
+  late-delivery-carriers   carrier -> same, for late deliveries
+  alert-fact-ids           "kind|subject|day" -> fact ids seen that day (dedupe, dropped with the day)
+  alert-watermarks         "kind|partition" -> {"max_at", "closed_through"}
+  alerts-active            "rule|subject" -> the raised AlertEvent record, until cleared
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import ClassVar
+
+from prometheus_client import Counter
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+
+from alerts import alert_rules, delivery_fold, funnel_baseline, order_facts, returns_fold, window_fold
+from projections.http import page_of, unauthorized
+from streams import handlers
+from streams.app import app, settings, topic
+from topics import catalogue
+
+log = logging.getLogger(__name__)
+
+PRODUCT, CARRIER = "product", "carrier"
+ORDER_TYPES = frozenset({"order_placed", "order_paid", "order_shipped", "order_delivered", "order_returned"})
+
+orders_table = app.Table("alert-orders", default=None, partitions=settings.partitions)
+products_table = app.Table("return-rate-products", default=None, partitions=settings.partitions)
+carriers_table = app.Table("late-delivery-carriers", default=None, partitions=settings.partitions)
+fact_ids_table = app.Table("alert-fact-ids", default=None, partitions=settings.partitions)
+watermarks_table = app.Table("alert-watermarks", default=None, partitions=settings.partitions)
+active_table = app.Table("alerts-active", default=None, partitions=settings.partitions)
+
+ALERTS_RAISED = Counter("posvenda_alerts_raised_total", "Alerts raised on alerts.events.", ["rule"])
+ALERTS_CLEARED = Counter("posvenda_alerts_cleared_total", "Alerts cleared on alerts.events.", ["rule"])
+DELIVERIES = Counter("posvenda_deliveries_total", "Deliveries judged for lateness.", ["carrier"])
+LATE_DELIVERIES = Counter("posvenda_late_deliveries_total", "Deliveries after the promised date.", ["carrier"])
+ALERT_FACTS = Counter("posvenda_alert_facts_total", "Facts reaching the alert windows, by outcome "
+                      "(applied, duplicate, too_late, invalid).", ["kind", "outcome"])
+PLACED_ORDERS = Counter("posvenda_placed_orders_total", "Orders placed, once per order.", ["payment_method"])
+PLACED_VALUE = Counter("posvenda_placed_order_value_brl_total", "Total of orders placed (BRL).", ["payment_method"])
+PAID_VALUE = Counter("posvenda_paid_order_value_brl_total", "Amount of orders paid (BRL), once per order.",
+                     ["payment_method"])
+
+
+# --- ORDERS: keep what the facts need, re-key them by product and carrier ---------------------
+
+@handlers.on(handlers.ORDERS)
+async def forward_alert_facts(event, partition: int) -> None:
+    """Order events -> per-product and per-carrier facts (each emitted once, deterministic fact_id)."""
+    if event.type not in ORDER_TYPES:
+        return
+    old = orders_table.get(event.order_id)
+    new, product_facts, carrier_facts = order_facts.evolve(old, event)
+    if new == old:
+        return
+    orders_table[event.order_id] = new
+    if order_facts.newly_placed(old, new):
+        method = order_facts.method_label(new["method"])
+        PLACED_ORDERS.labels(method).inc()
+        PLACED_VALUE.labels(method).inc(max(0.0, float(new["total"] or 0)))
+    if order_facts.newly_paid(old, new):
+        PAID_VALUE.labels(order_facts.method_label(event.payload.get("method"))).inc(
+            max(0.0, float(event.payload.get("amount") or 0)))
+    for fact in product_facts:
+        await topic(catalogue.PRODUCT_FACTS).send(key=fact["subject"].encode(), value=json.dumps(fact).encode())
+    for fact in carrier_facts:
+        await topic(catalogue.CARRIER_FACTS).send(key=fact["subject"].encode(), value=json.dumps(fact).encode())
+
+
+def decode_fact(kind: str, value: bytes | None) -> dict | None:
+    """A fact from its JSON bytes, or None (counted as invalid) when it is not one."""
+    try:
+        fact = json.loads(value)
+        ok = (isinstance(fact, dict) and isinstance(fact.get("fact_id"), str) and isinstance(fact.get("subject"), str)
+              and all(isinstance(fact.get(k), int) and not isinstance(fact.get(k), bool) and fact[k] >= 0
+                      for k in ("at", "units", "hits")))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        ALERT_FACTS.labels(kind, "invalid").inc()
+        log.warning("invalid %s fact of %d bytes ignored", kind, len(value or b""))
+        return None
+    return fact
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def closed_through(kind: str, partition: int) -> int | None:
+    mark = watermarks_table.get(f"{kind}|{partition}")
+    return None if mark is None else mark.get("closed_through")
+
+
+def _states(table) -> list[dict]:
+    return [state for _, state in sorted(table.items())]
+
+
+def product_baselines(states: list[dict], rule) -> dict[int, float]:
+    """The return-rate baseline of each partition at its last closed day (configured or learned)."""
+    out = {}
+    for partition in {s["partition"] for s in states}:
+        day = closed_through(PRODUCT, partition)
+        windows = [window_fold.window(s, day, rule.window_days) for s in states
+                   if s["partition"] == partition and day is not None]
+        out[partition] = window_fold.baseline_for(rule, windows)
+    return out
+
+
+def return_rates() -> list[dict]:
+    rule = alert_rules.config().return_rate
+    states = _states(products_table)
+    baselines = product_baselines(states, rule)
+    return [returns_fold.rate_view(s, closed_through(PRODUCT, s["partition"]), rule, baselines[s["partition"]])
+            for s in states]
+
+
+def late_deliveries() -> list[dict]:
+    rule = alert_rules.config().late_deliveries
+    return [delivery_fold.carrier_view(s, closed_through(CARRIER, s["partition"]), rule)
+            for s in _states(carriers_table)]
+
+
+def active_alerts() -> list[dict]:
+    return [alert for _, alert in sorted(active_table.items())]
+
+
+@app.page("/return-rates")
+async def return_rates_view(web, request):
+    """GET /return-rates?offset=&limit=&enough_sample=1 : per product page, the window ending at the
+    last closed day: delivered and returned units, rate, Wilson bounds, reasons, open alert."""
+    denied = unauthorized(web, request)
+    if denied:
+        return denied
+    rows = return_rates()
+    if request.query.get("enough_sample") in ("1", "true"):
+        rows = [r for r in rows if r["enough_sample"]]
+    return web.json(page_of(request, rows))
+
+
+@app.page("/late-deliveries")
+async def late_deliveries_view(web, request):
+    """GET /late-deliveries?offset=&limit= : per carrier, deliveries and late ones in the window."""
+    denied = unauthorized(web, request)
+    if denied:
+        return denied
+    return web.json(page_of(request, late_deliveries()))
+
+
+@app.page("/alerts")
+async def alerts_view(web, request):
+    """GET /alerts : the alerts raised and not yet cleared, by rule and subject."""
+    denied = unauthorized(web, request)
+    if denied:
+        return denied
+    alerts = active_alerts()
+    return web.json({"count": len(alerts), "alerts": alerts})
+
+
+# --- Prometheus: gauges computed from the tables at scrape time --------------------------------
+
+class AlertsCollector:
+    """Gauges read from the tables when scraped, so they follow rebalances and never go stale.
+
+    Product labels only for pages with at least min_delivered units in the window (bounded by the
+    catalogue); carriers and funnel step pairs are small fixed sets.
+    """
+
+    def describe(self):  # without it, registering would call collect() at import time
+        return [GaugeMetricFamily(name, doc) for name, doc in self.DOCS.items()]
+
+    DOCS: ClassVar[dict[str, str]] = {
+        "posvenda_return_rate_ratio": "Returned / delivered units of a product page in the window (enough sample only).",
+        "posvenda_return_rate_wilson_lower_ratio": "Wilson lower bound of the return rate (enough sample only).",
+        "posvenda_return_rate_baseline_ratio": "Catalogue baseline return rate used by the alert.",
+        "posvenda_late_delivery_ratio": "Late share of a carrier's deliveries in the window (enough sample only).",
+        "posvenda_alerts_active": "Alerts raised and not cleared, by rule.",
+        "posvenda_funnel_conversion_ratio": "Conversion between two funnel steps on the last complete day.",
+        "posvenda_funnel_conversion_upper_ratio": "Wilson upper bound of that conversion.",
+        "posvenda_funnel_conversion_baseline_ratio": "Pooled conversion of the days before (the baseline).",
+    }
+
+    FUNNEL_REFRESH_SECONDS = 60.0  # the funnel table is large and its last complete day moves daily
+
+    def __init__(self):
+        self._funnel_cache: tuple[float, dict] | None = None
+
+    def _funnel_series(self) -> dict:
+        """Funnel counts of the dimension "all" per day, re-read at most once a minute (scrapes are 5 s)."""
+        now = time.monotonic()
+        if self._funnel_cache is None or now - self._funnel_cache[0] > self.FUNNEL_REFRESH_SECONDS:
+            from projections import funnel  # read-only: the funnel's merged counts
+
+            self._funnel_cache = (now, funnel_baseline.funnel_series(funnel.merged_counts()))
+        return self._funnel_cache[1]
+
+    def collect(self):
+        families = {name: GaugeMetricFamily(name, doc, labels=self._labels(name)) for name, doc in self.DOCS.items()}
+        try:
+            self._fill(families)
+        except Exception:  # a scrape must not fail because a table is recovering
+            log.exception("alert metrics incomplete")
+        return list(families.values())
+
+    @staticmethod
+    def _labels(name: str) -> list[str]:
+        if name.startswith("posvenda_return_rate_") and name != "posvenda_return_rate_baseline_ratio":
+            return ["product"]
+        if name == "posvenda_late_delivery_ratio":
+            return ["carrier"]
+        if name == "posvenda_alerts_active":
+            return ["rule"]
+        if name.startswith("posvenda_funnel_"):
+            return ["from_step", "to_step"]
+        return []
+
+    def _fill(self, f) -> None:
+        config = alert_rules.config()
+        counts = {rule: 0 for rule in alert_rules.STREAM_RULES}
+        for alert in active_alerts():
+            counts[alert["rule"]] = counts.get(alert["rule"], 0) + 1
+        for rule, n in sorted(counts.items()):
+            f["posvenda_alerts_active"].add_metric([rule], n)
+        rows = return_rates()
+        if config.return_rate.baseline == "configured" or not rows:
+            f["posvenda_return_rate_baseline_ratio"].add_metric([], config.return_rate.baseline_rate)
+        else:
+            f["posvenda_return_rate_baseline_ratio"].add_metric([], rows[0]["baseline"])
+        for row in rows:
+            if row["enough_sample"]:
+                f["posvenda_return_rate_ratio"].add_metric([row["product_id"]], row["rate"])
+                f["posvenda_return_rate_wilson_lower_ratio"].add_metric([row["product_id"]], row["wilson_lower"])
+        for row in late_deliveries():
+            if row["enough_sample"]:
+                f["posvenda_late_delivery_ratio"].add_metric([row["carrier"]], row["rate"])
+        for from_step, to_step in config.funnel_drop.pairs:
+            finding = funnel_baseline.conversion_drop(self._funnel_series(), from_step, to_step, config.funnel_drop)
+            if finding:
+                f["posvenda_funnel_conversion_ratio"].add_metric([from_step, to_step], finding["conversion"])
+                f["posvenda_funnel_conversion_upper_ratio"].add_metric([from_step, to_step], finding["upper"])
+                f["posvenda_funnel_conversion_baseline_ratio"].add_metric([from_step, to_step], finding["baseline"])
+
+
+REGISTRY.register(AlertsCollector())

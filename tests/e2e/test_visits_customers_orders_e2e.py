@@ -1,0 +1,448 @@
+"""Visits, visitors vs buyers, customer 360 and order history end to end on the real broker.
+
+Given simulated traffic (late events, impossible transitions) plus a hand-written scenario (a late page
+view that merges two visits, a login that turns an anonymous session into a customer's, an erasure
+request, delivered-before-shipped that a late `shipped` resolves, paid twice, shipped after cancelled,
+redelivered duplicates), published in two rounds so that the second round arrives after the worker
+has folded the first, every projection over HTTP equals an independent computation from the same
+events (the oracle below imports nothing from projections/ or streams/ but the gap constant), the
+compacted projection topics hold the same records, and `posvenda rebuild` reproduces each projection.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from kafka import KafkaConsumer
+from ua_parser import parse
+
+from posvenda.publish import Publisher
+from posvenda.simulate import generate
+from projections.visits_fold import VISIT_GAP_MS
+from tests.conftest import REPO, settings_env, wait_until
+from tests.groundtruth import device_class
+from topics import catalogue
+from topics.events import Event
+
+T0 = 1_788_271_200_000  # 2026-09-01T14:00Z, 11:00 in São Paulo
+MIN, H, DAY = 60_000, 3_600_000, 86_400_000
+TZ = ZoneInfo("America/Sao_Paulo")
+CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/126.0.0.0 Safari/537.36")
+SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+                 "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+
+
+# --- the hand-written scenario ------------------------------------------------------------------
+
+def make(type_, at, payload, session_id=None, customer_id=None, order_id=None, source="web"):
+    return Event(str(uuid.uuid4()), type_, at, source, session_id, customer_id, order_id, payload)
+
+
+def started(sid, at, ua=CHROME_WIN, customer_id=None, channel="organic"):
+    return make("session_started", at, {"user_agent": ua, "channel": channel, "utm_source": None,
+                                        "utm_campaign": None, "landing_page": "/home"}, sid, customer_id)
+
+
+def page(sid, at, path, customer_id=None):
+    return make("page_viewed", at, {"page_type": "category", "path": path, "product_id": None}, sid, customer_id)
+
+
+def cart(sid, at, customer_id=None):
+    return make("cart_item_added", at, {"product_id": "p-1", "quantity": 1, "unit_price": 99.9}, sid, customer_id)
+
+
+def order_event(type_, oid, at, customer_id, session_id=None, **payload):
+    defaults = {
+        "order_placed": {"items": [{"product_id": "p-1", "quantity": 1, "unit_price": 99.9}], "total": 119.9,
+                         "freight": 20.0, "payment_method": "pix", "installments": 1, "uf": "SP",
+                         "city": "Santos", "carrier": "loggi", "promised_delivery_at": at + 5 * DAY},
+        "payment_pending": {"charge_id": f"{oid}-ch", "method": "pix", "amount": 119.9, "due_at": at + H},
+        "order_paid": {"charge_id": f"{oid}-ch", "method": "pix", "amount": 119.9},
+        "order_invoiced": {"invoice_number": "9"},
+        "order_shipped": {"carrier": "loggi", "tracking_code": "LGI1"},
+        "order_delivered": {"receiver": "Joana Prado"},
+        "order_cancelled": {"reason": "customer_request"},
+        "message_sent": {"channel": "email", "template": "t", "phase": "placed", "action_id": None},
+    }
+    return make(type_, at, {**defaults[type_], **payload}, session_id, customer_id, oid,
+                "crm" if type_ == "message_sent" else "erp")
+
+
+def scenario() -> tuple[list[Event], list[Event]]:
+    """(first round, second round): the second round arrives after the worker folded the first."""
+    first, second = [], []
+    # an anonymous session on the 1st, its late page view in round two
+    first += [started("hs-anon", T0), page("hs-anon", T0, "/a"), page("hs-anon", T0 + 5 * MIN, "/b"),
+              cart("hs-anon", T0 + 6 * MIN)]
+    second += [page("hs-anon", T0 + 2 * MIN, "/late")]
+    # a known customer's session with two visits (45 minutes apart) that a late page view merges
+    first += [started("hs-b", T0 + H, SAFARI_IPHONE, "hc-b"), page("hs-b", T0 + H, "/x", "hc-b"),
+              page("hs-b", T0 + H + 10 * MIN, "/y", "hc-b"), page("hs-b", T0 + H + 55 * MIN, "/z", "hc-b")]
+    second += [page("hs-b", T0 + H + 32 * MIN, "/bridge", "hc-b")]
+    # an anonymous session that logs in during round two: its visit moves to customer hc-c
+    first += [started("hs-c", T0 + 2 * H), page("hs-c", T0 + 2 * H, "/p"), cart("hs-c", T0 + 2 * H + MIN)]
+    second += [make("registration_completed", T0 + 2 * H + 3 * MIN, {"kind": "login"}, "hs-c", "hc-c")]
+    # a session across local midnight (23:50 -> 00:10 in São Paulo): a visitor on two days
+    midnight = T0 + 13 * H  # 2026-09-02T03:00Z = 00:00 local
+    first += [started("hs-night", midnight - 10 * MIN, customer_id="hc-c"),
+              page("hs-night", midnight - 10 * MIN, "/n1", "hc-c"), page("hs-night", midnight + 10 * MIN, "/n2", "hc-c")]
+    # profiles, NPS out of order, an erasure request in round two
+    reg = {"email": "x@example.com", "cpf": None, "phone": None, "birth_date": None, "sex": None, "consents": []}
+    first += [make("customer_registered", T0 - DAY, {**reg, "name": "Bia Lima", "uf": "SP", "city": "Santos"},
+                   customer_id="hc-b", source="crm"),
+              make("customer_registered", T0 - DAY, {**reg, "name": "Caio Reis", "uf": "RJ", "city": "Niterói"},
+                   customer_id="hc-c", source="crm"),
+              make("nps_answered", T0 + 3 * DAY, {"score": 10, "comment": None}, customer_id="hc-c",
+                   order_id="ho-2", source="crm")]
+    second += [make("nps_answered", T0 + 2 * DAY, {"score": 4, "comment": None}, customer_id="hc-c",
+                    order_id="ho-2", source="crm"),
+               make("customer_erasure_requested", T0 + 4 * DAY, {"reason": "lgpd_request"}, customer_id="hc-b",
+                    source="crm")]
+    # ho-1: delivered arrives before shipped (flagged), shipped comes late and resolves it
+    first += [order_event("order_placed", "ho-1", T0 + H + 50 * MIN, "hc-b", "hs-b"),
+              order_event("payment_pending", "ho-1", T0 + H + 51 * MIN, "hc-b"),
+              order_event("message_sent", "ho-1", T0 + H + 52 * MIN, "hc-b"),
+              order_event("order_paid", "ho-1", T0 + 2 * H, "hc-b"),
+              order_event("order_invoiced", "ho-1", T0 + 5 * H, "hc-b"),
+              order_event("order_delivered", "ho-1", T0 + 3 * DAY, "hc-b")]
+    second += [order_event("order_shipped", "ho-1", T0 + DAY, "hc-b"),
+               order_event("message_sent", "ho-1", T0 + DAY + MIN, "hc-b", phase="shipped")]
+    # ho-2: paid twice; ho-3: shipped after cancelled (placed on the next local day)
+    first += [order_event("order_placed", "ho-2", T0 + 2 * H + 10 * MIN, "hc-c", payment_method="credit_card"),
+              order_event("order_paid", "ho-2", T0 + 2 * H + 11 * MIN, "hc-c", method="credit_card"),
+              order_event("order_paid", "ho-2", T0 + 2 * H + 40 * MIN, "hc-c", method="credit_card"),
+              order_event("order_placed", "ho-3", midnight + 5 * MIN, "hc-c", "hs-night", payment_method="boleto"),
+              order_event("order_cancelled", "ho-3", midnight + 2 * H, "hc-c")]
+    second += [order_event("order_shipped", "ho-3", midnight + 5 * H, "hc-c")]
+    return first, second
+
+
+def simulated() -> tuple[list[Event], list[Event]]:
+    events = list(generate(11, 120, T0, late_fraction=0.1, impossible_fraction=0.5, sessions_per_day=1500,
+                           until_ms=T0 + 45 * DAY))
+    rng = random.Random(5)
+    late = [e for e in events if rng.random() < 0.1]
+    late_ids = {e.event_id for e in late}
+    return [e for e in events if e.event_id not in late_ids], late
+
+
+# --- the oracle: independent of the code under test ---------------------------------------------
+
+SESSION_TYPES = {"session_started", "page_viewed", "cart_item_added", "cart_item_removed", "cart_quantity_changed",
+                 "shipping_option_chosen", "payment_method_chosen", "registration_completed"}
+ORDER_STATUS = {"order_placed": "placed", "payment_pending": "payment_pending", "order_paid": "paid",
+                "payment_expired": "payment_expired", "payment_failed": "payment_failed",
+                "order_invoiced": "invoiced", "order_shipped": "shipped", "order_delivered": "delivered",
+                "order_cancelled": "cancelled", "return_requested": "return_requested",
+                "order_returned": "returned", "order_refunded": "refunded"}
+LIFECYCLE = [*ORDER_STATUS, "message_sent"]
+# status -> events the state machine accepts (from the issue: placed -> payment -> paid -> invoiced ->
+# shipped -> delivered -> return -> refund; cancellation only before shipment; refund after a cancel
+# only when paid)
+ACCEPTS = {
+    None: {"order_placed"},
+    "placed": {"payment_pending", "order_paid", "payment_failed", "order_cancelled"},
+    "payment_pending": {"payment_pending", "order_paid", "payment_expired", "payment_failed", "order_cancelled"},
+    "payment_expired": {"payment_pending", "order_paid", "order_cancelled"},
+    "payment_failed": {"payment_pending", "order_paid", "payment_failed", "order_cancelled"},
+    "paid": {"order_invoiced", "order_shipped", "order_cancelled"},
+    "invoiced": {"order_shipped", "order_cancelled"},
+    "shipped": {"order_delivered"},
+    "delivered": {"return_requested"},
+    "return_requested": {"order_returned"},
+    "returned": {"order_refunded"},
+    "cancelled": {"order_refunded"},
+    "refunded": set(),
+}
+
+
+def day_of(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, TZ).date().isoformat()
+
+
+def distinct(events):
+    return list({e.event_id: e for e in events}.values())
+
+
+def expected_sessions(events) -> dict[str, dict]:
+    by_session = defaultdict(list)
+    for e in distinct(events):
+        if e.session_id and (e.type in SESSION_TYPES or e.type == "order_placed"):
+            by_session[e.session_id].append(e)
+    out = {}
+    for sid, evs in by_session.items():
+        pages = sorted((e.occurred_at, e.event_id, e.payload["path"]) for e in evs if e.type == "page_viewed")
+        visits = []
+        for at, _id, path in pages:
+            if visits and at - visits[-1]["ended_at"] <= VISIT_GAP_MS:
+                visits[-1].update(ended_at=at, pages=visits[-1]["pages"] + 1)
+            else:
+                visits.append({"started_at": at, "ended_at": at, "pages": 1, "landing_page": path})
+        for v in visits:
+            v["time_on_site_ms"] = v["ended_at"] - v["started_at"]
+        starts = sorted((e for e in evs if e.type == "session_started"), key=lambda e: (e.occurred_at, e.event_id))
+        s = starts[0] if starts else None
+        ua = parse(s.payload["user_agent"]) if s else None
+        customers = sorted({e.customer_id for e in evs if e.customer_id})
+        out[sid] = {
+            "session_id": sid, "customer_id": customers[0] if customers else None,
+            "started_at": s.occurred_at if s else None,
+            "first_at": min(e.occurred_at for e in evs), "last_at": max(e.occurred_at for e in evs),
+            "browser": ua.user_agent.family if s else None, "os": ua.os.family if s else None,
+            "device": device_class(s.payload["user_agent"]) if s else None,
+            "channel": s.payload["channel"] if s else None, "utm_source": s.payload["utm_source"] if s else None,
+            "utm_campaign": s.payload["utm_campaign"] if s else None,
+            "landing_page": s.payload["landing_page"] if s else None,
+            "visits": visits, "visit_count": len(visits), "pages": len(pages),
+            "time_on_site_ms": sum(v["time_on_site_ms"] for v in visits),
+            "cart_additions": sum(1 for e in evs if e.type == "cart_item_added"),
+            "_visit_days": sorted({day_of(e.occurred_at) for e in evs if e.type in ("session_started", "page_viewed")}),
+            "_cart_days": sorted({day_of(e.occurred_at) for e in evs if e.type == "cart_item_added"}),
+        }
+    return out
+
+
+def expected_orders(events) -> dict[str, dict]:
+    by_order = defaultdict(list)
+    for e in distinct(events):
+        if e.order_id and (e.type in ORDER_STATUS or e.type == "message_sent"):
+            by_order[e.order_id].append(e)
+    out = {}
+    for oid, evs in by_order.items():
+        evs.sort(key=lambda e: (e.occurred_at, LIFECYCLE.index(e.type), e.event_id))
+        status, paid, reached, flagged, methods, placed = None, False, set(), [], set(), None
+        for e in evs:
+            if e.type == "message_sent":
+                continue
+            ok = e.type in ACCEPTS[status] and not (status == "cancelled" and not paid)
+            if not ok:
+                flagged.append(e.event_id)
+                continue
+            status = ORDER_STATUS[e.type]
+            reached.add(status)
+            paid |= e.type == "order_paid"
+            if e.type == "order_placed":
+                placed = e
+                methods.add(e.payload["payment_method"])
+            if e.type == "order_paid":
+                methods.add(e.payload["method"])
+        customers = sorted({e.customer_id for e in evs if e.customer_id and e.type != "message_sent"})
+        out[oid] = {"status": status, "reached": sorted(reached), "flagged": flagged,
+                    "timeline": [e.event_id for e in evs], "messages": sum(e.type == "message_sent" for e in evs),
+                    "total": placed.payload["total"] if placed else None, "placed_at": placed.occurred_at if placed else None,
+                    "customer_id": customers[0] if customers else None, "methods": sorted(methods),
+                    "last_at": max((e.occurred_at for e in evs if e.type != "message_sent"), default=None)}
+    return out
+
+
+def expected_customers(events, sessions, orders) -> dict[str, dict]:
+    own = defaultdict(list)
+    for e in distinct(events):
+        if e.customer_id and e.type in ("customer_registered", "customer_updated", "customer_erasure_requested",
+                                        "nps_answered"):
+            own[e.customer_id].append(e)
+    ids = set(own) | {s["customer_id"] for s in sessions.values() if s["customer_id"]} \
+        | {o["customer_id"] for o in orders.values() if o["customer_id"]}
+    out = {}
+    for cid in ids:
+        evs = sorted(own[cid], key=lambda e: (e.occurred_at, e.event_id))
+        erased = any(e.type == "customer_erasure_requested" for e in evs)
+        profile = {}
+        for e in evs:
+            if e.type in ("customer_registered", "customer_updated"):
+                profile.update({k: e.payload[k] for k in ("name", "uf", "city") if e.payload.get(k) is not None})
+        if erased:
+            profile.pop("name", None), profile.pop("city", None)
+        mine = {sid: s for sid, s in sessions.items() if s["customer_id"] == cid}
+        my_orders = {oid: o for oid, o in orders.items() if o["customer_id"] == cid}
+        visits = sorted(({"session_id": sid, **v} for sid, s in mine.items() for v in s["visits"]),
+                        key=lambda v: (v["started_at"], v["session_id"]))
+        total = sum(v["time_on_site_ms"] for v in visits)
+        pages = sum(v["pages"] for v in visits)
+        answers = [e for e in evs if e.type == "nps_answered"]
+        seen = [e.occurred_at for e in evs] + [s["last_at"] for s in mine.values()] \
+            + [o["last_at"] for o in my_orders.values() if o["last_at"] is not None]
+        out[cid] = {
+            "customer_id": cid, "name": profile.get("name"), "uf": profile.get("uf"), "city": profile.get("city"),
+            "registered_at": min((e.occurred_at for e in evs if e.type == "customer_registered"), default=None),
+            "erased": erased, "visit_count": len(visits), "pages": pages,
+            "pages_per_visit": round(pages / len(visits), 2) if visits else None,
+            "time_on_site_ms": total, "avg_time_on_site_ms": round(total / len(visits), 1) if visits else None,
+            "visits": visits,
+            "browsers": sorted({s["browser"] for s in mine.values() if s["browser"]}),
+            "os": sorted({s["os"] for s in mine.values() if s["os"]}),
+            "devices": sorted({s["device"] for s in mine.values() if s["device"]}),
+            "channels": sorted({s["channel"] for s in mine.values() if s["channel"]}),
+            "orders": {k: sum(k in o["reached"] for o in my_orders.values())
+                       for k in ("placed", "paid", "shipped", "delivered", "cancelled", "returned")},
+            "order_ids": sorted(my_orders),
+            "payment_methods": sorted({m for o in my_orders.values() for m in o["methods"]}),
+            "last_seen_at": max(seen) if seen else None,
+            "nps": None if not answers else {"score": answers[-1].payload["score"], "order_id": answers[-1].order_id,
+                                             "answered_at": answers[-1].occurred_at},
+        }
+    return out
+
+
+def expected_visitors_buyers(sessions, orders) -> dict[str, dict]:
+    who = defaultdict(set)  # (day, stage) -> visitor ids
+    for sid, s in sessions.items():
+        visitor = s["customer_id"] or f"session:{sid}"
+        for day in s["_visit_days"]:
+            who[(day, "visitors")].add(visitor)
+        for day in s["_cart_days"]:
+            who[(day, "carted")].add(visitor)
+    for o in orders.values():
+        if o["customer_id"] and "placed" in o["reached"]:
+            who[(day_of(o["placed_at"]), "ordered")].add(o["customer_id"])
+            if "shipped" in o["reached"]:
+                who[(day_of(o["placed_at"]), "shipped")].add(o["customer_id"])
+    out = {}
+    for (day, stage), visitors in who.items():
+        out.setdefault(day, {"visitors": 0, "carted": 0, "ordered": 0, "shipped": 0})[stage] = len(visitors)
+    return out
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+def publish(settings, events, duplicates=()):
+    with Publisher(settings) as publisher:
+        for e in [*events, *duplicates]:
+            publisher.publish(e)
+
+
+def all_items(worker, path) -> list[dict]:
+    items, offset = [], 0
+    while True:
+        page = worker.get(f"{path}?offset={offset}&limit=1000")
+        items += page["items"]
+        offset += len(page["items"])
+        if offset >= page["total"] or not page["items"]:
+            return items
+
+
+def latest_per_key(settings, topic) -> dict[str, dict]:
+    consumer = KafkaConsumer(settings.topic_name(topic), group_id=None, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=2000, isolation_level="read_committed",
+                             **settings.kafka_python_config())
+    try:
+        latest = {}
+        for m in consumer:
+            latest[m.key.decode()] = json.loads(m.value) if m.value is not None else None
+        return {k: v for k, v in latest.items() if v is not None}
+    finally:
+        consumer.close()
+
+
+def rebuild(settings, name, tmp_path, *extra):
+    out = tmp_path / f"rebuild-{name}.jsonl"
+    result = subprocess.run([sys.executable, "-m", "posvenda.cli", "rebuild", name, "--out", str(out), *extra],
+                            check=False, env=settings_env(settings), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"rebuild {name}:" in result.stderr and "msg" in result.stderr, "a progress bar and a summary"
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    return lines[0]["days"] if name == "visitors-buyers" else [line["record"] for line in lines]
+
+
+def project_order(record) -> dict:
+    transitions = [e for e in record["timeline"] if e["kind"] == "transition"]
+    return {"status": record["status"], "reached": record["reached"],
+            "flagged": [e["event_id"] for e in transitions if e["flagged"]],
+            "timeline": [e["event_id"] for e in record["timeline"]], "messages": record["messages"],
+            "total": record["total"], "placed_at": record["placed_at"], "customer_id": record["customer_id"],
+            "methods": record["payment_methods"]}
+
+
+def strip(records: dict) -> dict:
+    return {k: {f: v for f, v in r.items() if not f.startswith("_")} for k, r in records.items()}
+
+
+def assert_matches_oracle(worker, events, what: str) -> None:
+    """Polls every HTTP projection until it equals the oracle's value for `events`."""
+    sessions, orders = expected_sessions(events), expected_orders(events)
+    customers = expected_customers(events, sessions, orders)
+    days = expected_visitors_buyers(sessions, orders)
+    want_visits = strip(sessions)
+    wait_until(lambda: {r["session_id"]: r for r in all_items(worker, "/visits")} == want_visits, timeout=180,
+               what=f"visits to match the oracle ({what})")
+    want_orders = {oid: {k: v for k, v in o.items() if k != "last_at"} for oid, o in orders.items()}
+    wait_until(lambda: {r["order_id"]: project_order(r) for r in all_items(worker, "/orders")} == want_orders,
+               timeout=180, what=f"orders to match the oracle ({what})")
+    wait_until(lambda: {r["customer_id"]: r for r in all_items(worker, "/customers")} == customers, timeout=180,
+               what=f"customers to match the oracle ({what})")
+    wait_until(lambda: {d: {k: v for k, v in row.items() if k != "conversion"}
+                        for d, row in worker.get("/visitors-buyers")["days"].items()} == days,
+               timeout=180, what=f"visitors vs buyers to match the oracle ({what})")
+
+
+def test_projections_match_the_independent_computation_and_the_rebuild(settings, worker_factory, tmp_path):
+    # Given simulated traffic and the hand-written scenario, in two rounds, with redelivered duplicates
+    sim_first, sim_late = simulated()
+    hand_first, hand_late = scenario()
+    first, second = sim_first + hand_first, sim_late + hand_late
+    random.Random(3).shuffle(first)
+    random.Random(4).shuffle(second)
+    duplicates = random.Random(6).sample(first, 40)
+    everything = first + second
+    assert len(everything) < 2500, "keep the broker test small"
+    orders = expected_orders(everything)
+    assert any(o["flagged"] for oid, o in orders.items() if not oid.startswith("ho-")), "simulated impossible transitions"
+    assert sum(1 for o in orders.values() if "shipped" in o["reached"]) >= 3
+
+    # When the first round is folded, it matches the oracle of the first round
+    publish(settings, first, duplicates)
+    worker = worker_factory(settings)
+    assert_matches_oracle(worker, first, "first round")
+    assert worker.get("/visits/hs-b")["visit_count"] == 2 and worker.get("/visits/hs-c")["customer_id"] is None
+    assert worker.get("/orders/ho-1")["flagged_count"] == 1 and worker.get("/customers/hc-b")["name"] == "Bia Lima"
+    # and when the second round arrives late, every projection over HTTP equals the oracle of everything
+    publish(settings, second, duplicates[:10])
+    assert_matches_oracle(worker, everything, "both rounds")
+
+    # and the hand-written cases came out as they should
+    assert worker.get("/visits/hs-b")["visits"][0]["pages"] == 4 and worker.get("/visits/hs-b")["visit_count"] == 1
+    ho1 = worker.get("/orders/ho-1")
+    assert ho1["status"] == "delivered" and ho1["flagged_count"] == 0 and ho1["messages"] == 2
+    assert [e["reason"] for e in worker.get("/orders/ho-2")["timeline"] if e.get("flagged")] == ["paid twice"]
+    ho3 = worker.get("/orders/ho-3")
+    assert ho3["status"] == "cancelled" and ho3["flagged_count"] == 1
+    hc_b = worker.get("/customers/hc-b")
+    assert hc_b["erased"] and hc_b["name"] is None and hc_b["city"] is None and hc_b["uf"] == "SP"
+    hc_c = worker.get("/customers/hc-c")
+    assert hc_c["nps"]["score"] == 10 and {v["session_id"] for v in hc_c["visits"]} == {"hs-c", "hs-night"}
+    assert worker.get("/visits/hs-c")["customer_id"] == "hc-c", "the login in round two named the customer"
+    assert worker.get("/visitors-buyers?day=2026-09-02")["days"]["2026-09-02"]["visitors"] >= 1
+    flagged_metric = [line for line in urlopen_text(worker.url + "/metrics").splitlines()
+                      if line.startswith("posvenda_order_transitions_flagged_total{")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in flagged_metric) >= sum(len(o["flagged"]) for o in orders.values())
+    assert "Bia Lima" not in worker.log() and "Caio Reis" not in worker.log()
+
+    # and the compacted projection topics hold the live records
+    live_orders = {r["order_id"]: r for r in all_items(worker, "/orders")}
+    wait_until(lambda: latest_per_key(settings, catalogue.PROJECTION_ORDERS) == live_orders, timeout=60,
+               what="projections.orders to hold the live records")
+    live_customers = {r["customer_id"]: r for r in all_items(worker, "/customers")}
+    wait_until(lambda: latest_per_key(settings, catalogue.PROJECTION_CUSTOMERS) == live_customers, timeout=60,
+               what="projections.customers to hold the live records")
+    assert "Bia Lima" not in json.dumps(latest_per_key(settings, catalogue.PROJECTION_CUSTOMERS))
+
+    # and a rebuild from the log reproduces each live projection exactly
+    assert rebuild(settings, "visits", tmp_path) == all_items(worker, "/visits")
+    assert rebuild(settings, "orders", tmp_path, "--publish") == all_items(worker, "/orders")
+    assert latest_per_key(settings, catalogue.PROJECTION_ORDERS) == live_orders, "republished records are the same"
+    assert rebuild(settings, "customers", tmp_path) == all_items(worker, "/customers")
+    assert rebuild(settings, "visitors-buyers", tmp_path) == worker.get("/visitors-buyers")["days"]
+
+
+def urlopen_text(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()

@@ -1,0 +1,209 @@
+"""Return rates per product page as pure folds: order facts, daily windows, watermark, Wilson judge."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from alerts import alert_rules, order_facts, returns_fold, window_fold
+from alerts.wilson import wilson_interval
+from topics.events import Event
+
+DAY = window_fold.DAY_MS
+T0 = 20_000 * DAY  # 2024-10-04T00:00Z, a day boundary
+RULE = alert_rules.config().return_rate
+
+
+def ev(type_, at, order_id="o1", **payload):
+    return Event(str(uuid.uuid4()), type_, at, "erp", order_id=order_id, payload=payload)
+
+
+def placed(at, items, order_id="o1", promised_at=None, method="boleto", total=100.0):
+    return ev("order_placed", at, order_id, items=[{"product_id": p, "quantity": q, "unit_price": 10.0} for p, q in items],
+              total=total, freight=0.0, payment_method=method, installments=1, uf="SP", city="São Paulo",
+              carrier=None, promised_delivery_at=promised_at if promised_at is not None else at + 5 * DAY)
+
+
+def fold(events):
+    state, products, carriers = None, [], []
+    for e in events:
+        state, p, c = order_facts.evolve(state, e)
+        products += p
+        carriers += c
+    return state, products, carriers
+
+
+# --- Wilson ------------------------------------------------------------------------------------
+
+def test_wilson_matches_published_values():
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson_interval(1, 2)
+    assert (low, high) == (pytest.approx(0.0945, abs=1e-4), pytest.approx(0.9055, abs=1e-4))
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_wilson_is_wide_for_a_single_return_and_narrow_for_many():
+    # 1 of 2 has a lower bound of 9 %: the minimum sample, not Wilson alone, keeps it quiet
+    assert wilson_interval(1, RULE.min_sample)[0] < RULE.threshold(RULE.baseline_rate)
+    assert wilson_interval(30, 100)[0] > 0.2
+
+
+# --- order facts ---------------------------------------------------------------------------------
+
+def test_delivered_units_per_product_once_placed_and_delivered_are_both_known_in_any_order():
+    p = placed(T0, [("p1", 2), ("p2", 1), ("p1", 1)])
+    d = ev("order_delivered", T0 + 3 * DAY)
+    for events in ([p, d], [d, p]):
+        _, products, _ = fold(events)
+        assert sorted((f["subject"], f["units"], f["at"]) for f in products) == [
+            ("p1", 3, T0 + 3 * DAY), ("p2", 1, T0 + 3 * DAY)]
+        assert {f["fact_id"] for f in products} == {"delivered:o1:p1", "delivered:o1:p2"}
+
+
+def test_redelivered_and_second_delivered_events_emit_nothing_more():
+    p, d = placed(T0, [("p1", 1)]), ev("order_delivered", T0 + DAY)
+    d2 = ev("order_delivered", T0 + 2 * DAY)  # impossible second delivery
+    state, products, _ = fold([p, d, d, p, d2])
+    assert len(products) == 1 and state["delivered_at"] == T0 + DAY
+
+
+def test_returned_units_carry_reason_and_are_deduped_by_event_id():
+    r = ev("order_returned", T0 + 9 * DAY, items=[{"product_id": "p1", "quantity": 2}], reason="wrong_size")
+    _, products, _ = fold([placed(T0, [("p1", 2)]), r, r])
+    returned = [f for f in products if f["hits"]]
+    assert returned == [{"fact_id": f"returned:{r.event_id}:p1", "subject": "p1", "at": T0 + 9 * DAY, "units": 0,
+                         "hits": 2, "reason": "wrong_size"}]
+
+
+def test_carrier_fact_late_when_delivered_after_the_promise():
+    promise = T0 + 5 * DAY - 1000
+    for delivered_at, late in ((promise, 0), (promise + 1, 1)):
+        events = [placed(T0, [("p1", 1)], promised_at=promise), ev("order_shipped", T0 + DAY, carrier="jadlog",
+                                                                   tracking_code="X"),
+                  ev("order_delivered", delivered_at)]
+        for order in (events, events[::-1]):
+            _, _, carriers = fold(order)
+            assert carriers == [{"fact_id": "delivery:o1", "subject": "jadlog", "at": delivered_at, "units": 1,
+                                 "hits": late, "reason": "late"}]
+
+
+# --- windows and watermark -----------------------------------------------------------------------
+
+def fact(fact_id, at, units=0, hits=0, reason=None, subject="p1"):
+    return {"fact_id": fact_id, "subject": subject, "at": at, "units": units, "hits": hits, "reason": reason}
+
+
+def test_window_sums_only_the_days_inside_it():
+    s = window_fold.empty("p1", 0)
+    s = window_fold.add(s, fact("a", T0, units=10))
+    s = window_fold.add(s, fact("b", T0 + 5 * DAY, hits=2, reason="defect"))
+    s = window_fold.add(s, fact("c", T0 + 30 * DAY, units=4))
+    day0 = window_fold.day_of(T0)
+    assert window_fold.window(s, day0 + 29, 30) == {"units": 10, "hits": 2, "reasons": {"defect": 2}}
+    assert window_fold.window(s, day0 + 30, 30) == {"units": 4, "hits": 2, "reasons": {"defect": 2}}
+    assert window_fold.window(s, day0 + 4, 30)["hits"] == 0
+
+
+def test_watermark_closes_each_day_once_after_the_allowed_lateness():
+    lateness = 24 * 3600 * 1000
+    mark, closing = window_fold.advance(None, T0 + 3600_000, lateness, 30)
+    assert closing == []
+    day0 = window_fold.day_of(T0)
+    mark, closing = window_fold.advance(mark, T0 + DAY + 3600_000, lateness, 30)  # watermark T0+1h
+    assert closing == [day0 - 1] or closing == []
+    mark, closing = window_fold.advance(mark, T0 + 2 * DAY, lateness, 30)  # watermark = end of day0
+    assert closing and closing[-1] == day0
+    mark, again = window_fold.advance(mark, T0 + 2 * DAY - 5, lateness, 30)  # older fact: nothing closes
+    assert again == []
+    mark, jump = window_fold.advance(mark, T0 + 200 * DAY, lateness, 30)
+    assert len(jump) == 31 and jump[-1] == day0 + 198
+
+
+def test_too_late_facts_are_those_older_than_every_window_still_to_judge():
+    day0 = window_fold.day_of(T0)
+    closed = day0 + 40
+    # the next day to close is day0 + 41, whose window starts at day0 + 12
+    assert window_fold.is_too_late(fact("x", T0 + 12 * DAY - 1), closed, 30)
+    assert not window_fold.is_too_late(fact("x", T0 + 12 * DAY), closed, 30)
+    s = window_fold.add(window_fold.empty("p1", 0), fact("a", T0 + 10 * DAY, units=1))
+    assert window_fold.expired_days(s, closed, 30) == [day0 + 10]
+    assert window_fold.prune(s, closed, 30)["days"] == {}
+
+
+# --- judging -------------------------------------------------------------------------------------
+
+def product(delivered, returns_by_reason, day_at=T0):
+    s = window_fold.add(window_fold.empty("p1", 0), fact("d", day_at, units=delivered))
+    for i, (reason, n) in enumerate(returns_by_reason.items()):
+        s = window_fold.add(s, fact(f"r{i}", day_at, hits=n, reason=reason))
+    return s
+
+
+def test_small_sample_with_a_single_return_never_raises():
+    day = window_fold.day_of(T0)
+    for delivered in (1, 2, 5, RULE.min_sample - 1):
+        _, event = returns_fold.step(product(delivered, {"defect": 1}), day, RULE, RULE.baseline_rate)
+        assert event is None
+
+
+def test_rate_below_the_sound_threshold_does_not_raise_even_with_a_big_sample():
+    # 8 % of 100: above the 5 % baseline, but its Wilson lower bound (~4 %) is not above 7 %.
+    _, event = returns_fold.step(product(100, {"regret": 8}), window_fold.day_of(T0), RULE, RULE.baseline_rate)
+    assert event is None
+
+
+def test_abnormal_page_raises_once_with_reason_and_target_then_clears_once():
+    day = window_fold.day_of(T0)
+    s = product(40, {"not_as_described": 9, "defect": 3})
+    s, raised = returns_fold.step(s, day, RULE, RULE.baseline_rate)
+    assert raised["state"] == "raised" and raised["rule"] == "return_rate" and raised["subject"] == "p1"
+    assert raised["alert_id"] == f"return_rate:p1:{window_fold.day_end_ms(day)}"
+    assert raised["occurred_at"] == window_fold.day_end_ms(day)
+    d = raised["details"]
+    assert (d["dominant_reason"], d["points_at"], d["returned_units"], d["delivered_units"]) == (
+        "not_as_described", "page", "12", "40")
+    assert d["reason_not_as_described"] == "9" and float(d["rate"]) == pytest.approx(0.3)
+    s, again = returns_fold.step(s, day + 1, RULE, RULE.baseline_rate)
+    assert again is None  # still bad: no second raise
+    s = window_fold.add(s, fact("more", T0 + 2 * DAY, units=200))  # 12 / 240 = 5 %
+    s, cleared = returns_fold.step(s, day + 2, RULE, RULE.baseline_rate)
+    assert cleared["state"] == "cleared" and cleared["alert_id"] == raised["alert_id"]
+    assert cleared["occurred_at"] == window_fold.day_end_ms(day + 2)
+    s, after = returns_fold.step(s, day + 3, RULE, RULE.baseline_rate)
+    assert after is None and s["alert"] is None
+
+
+def test_alert_clears_when_the_window_slides_past_all_deliveries():
+    day = window_fold.day_of(T0)
+    s, raised = returns_fold.step(product(40, {"damaged_in_transport": 12}), day, RULE, RULE.baseline_rate)
+    assert raised["details"]["points_at"] == "logistics"
+    s, cleared = returns_fold.step(s, day + RULE.window_days, RULE, RULE.baseline_rate)
+    assert cleared["state"] == "cleared"
+
+
+def test_dominant_reason_ties_go_to_the_fixed_reason_order():
+    assert returns_fold.dominant_reason({"wrong_size": 3, "defect": 3}) == "defect"
+    assert returns_fold.dominant_reason({}) is None
+    assert [returns_fold.points_at(r) for r in ("defect", "wrong_size", "damaged_in_transport", "regret")] == [
+        "product", "page", "logistics", "customer"]
+
+
+def test_learned_baseline_pools_the_partition_and_falls_back_below_its_minimum():
+    learned = replace(RULE, baseline="learned", learned_min_sample=100)
+    windows = [{"units": 100, "hits": 10, "reasons": {}}, {"units": 100, "hits": 30, "reasons": {}}]
+    assert window_fold.baseline_for(learned, windows) == pytest.approx(0.2)
+    assert window_fold.baseline_for(learned, windows[:1][:0]) == RULE.baseline_rate
+    assert window_fold.baseline_for(RULE, windows) == RULE.baseline_rate
+    # a page at 30 % does not stand out in a catalogue whose pooled rate is 20 %
+    _, event = returns_fold.step(product(100, {"defect": 30}), window_fold.day_of(T0), learned, 0.2)
+    assert event is None
+
+
+def test_rate_view_reads_the_window_at_the_last_closed_day():
+    s = product(40, {"wrong_size": 12})
+    row = returns_fold.rate_view(s, window_fold.day_of(T0), RULE, RULE.baseline_rate)
+    assert (row["delivered_units"], row["returned_units"], row["enough_sample"], row["dominant_reason"]) == (
+        40, 12, True, "wrong_size")
+    assert returns_fold.rate_view(s, None, RULE, RULE.baseline_rate)["delivered_units"] == 0
