@@ -52,5 +52,8 @@ bench: install
 	infra/kafka.sh start
 	$(BIN)/python -m benchmarks.run
 
+dashboards: install  ## regenerate the Grafana dashboards JSON from alerts/dashboards.py
+	$(BIN)/posvenda dashboards build
+
 clean: stop
 	rm -rf .state $(VENV)

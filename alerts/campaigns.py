@@ -23,9 +23,10 @@ import logging
 import string
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from alerts.recovery_rules import TEMPLATES_DIR

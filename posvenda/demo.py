@@ -56,9 +56,7 @@ def start_prometheus(settings: Settings) -> bool:
     script = REPO / "infra" / "prometheus.sh"
     if not script.exists():
         return False
-    targets = REPO / ".state" / "prometheus" / "targets.json"
-    targets.parent.mkdir(parents=True, exist_ok=True)
-    targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{settings.web_port}"], "labels": {"job": "posvenda-worker"}}]))
+    subprocess.run([str(script), "targets", f"127.0.0.1:{settings.web_port}"], cwd=REPO, check=True)
     result = subprocess.run([str(script), "start"], cwd=REPO)
     return result.returncode == 0
 

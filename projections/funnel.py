@@ -1,52 +1,48 @@
-"""The purchase funnel read model: Faust tables, the compacted projection topic and the HTTP view.
+"""The purchase funnel read model: the session table, the counts derived from it, the compacted
+projection topic and the HTTP view.
 
-Counts are kept as per-partition partials (key ends in the source partition) so that each count is
-written only by the worker that owns that partition; readers sum the partials (PITFALLS.md: cheaper
-than a group_by repartition, and exact under rebalances).
+Each session's state is a set of facts (projections/funnel_fold.py), so re-applying an event after a
+crash or a rebalance changes nothing; the counts are derived from the session states
+(projections/derived.py), so they can never disagree with them.
 """
 from __future__ import annotations
 
 import json
 
 from projections import funnel_fold
+from projections.derived import DerivedCounts, merge_partials
 from projections.http import gather_partials, unauthorized
 from streams import handlers, metrics
-from streams.app import app, settings, topic
+from streams.app import app, assigned_partitions, settings, topic
 from topics import catalogue
 
 sessions_table = app.Table("funnel-sessions", default=None, partitions=settings.partitions)
-counts_table = app.Table("funnel-counts", default=int, partitions=settings.partitions)
+counts = DerivedCounts(
+    sessions_table, lambda state: funnel_fold.contribution(state, settings.business_timezone),
+    lambda: assigned_partitions(catalogue.VISITS),
+)
 
 
-def cell_key(cell: tuple, partition: int) -> str:
-    return "|".join((*cell, str(partition)))
-
-
-def merge(partials: list) -> dict[tuple, int]:
-    """Partials summed over partitions: {(dimension, day, value, step): sessions}."""
-    merged: dict[tuple, int] = {}
-    for key, n in partials:
-        cell = tuple(key.split("|")[:4])
-        merged[cell] = merged.get(cell, 0) + n
-    return merged
+def merged_counts() -> dict[tuple, int]:
+    """This worker's counts summed over its partitions: {(dimension, day, value, step): sessions}."""
+    return counts.merged()
 
 
 @handlers.on(handlers.SESSIONS)
 async def apply(event, partition: int) -> None:
-    """Folds one event into its session and moves the counts by the change of its contribution."""
+    """Folds one event into its session, moves the derived counts and publishes the moved cells."""
     old = sessions_table.get(event.session_id)
     new = funnel_fold.evolve(old, event)
+    new["p"] = partition
     if new == old:
         return
+    moved = counts.move(partition, old, new)  # before the write: a rebuild must not see `new` yet
     sessions_table[event.session_id] = new
     for step in set(new["steps"]) - set((old or {}).get("steps", ())):
         metrics.FUNNEL_SESSIONS.labels(step, new["device"] or funnel_fold.UNKNOWN,
                                        new["channel"] or funnel_fold.UNKNOWN).inc()
-    moves = funnel_fold.delta(old, new, settings.business_timezone)
-    for cell, change in moves.items():
-        key = cell_key(cell, partition)
-        value = counts_table[key] + change
-        counts_table[key] = value
+    for cell, value in moved.items():
+        key = "|".join((*cell, str(partition)))
         await topic(catalogue.PROJECTION_FUNNEL).send(key=key.encode(), value=json.dumps(
             {"dimension": cell[0], "day": cell[1], "value": cell[2], "step": cell[3],
              "partition": partition, "sessions": value}).encode())
@@ -58,12 +54,14 @@ async def funnel_view(web, request):
     denied = unauthorized(web, request)
     if denied:
         return denied
-    local = [[key, n] for key, n in counts_table.items() if n]
+    if app.rebalancing:
+        return web.json({"error": "rebalancing: partitions are moving between workers, retry shortly"}, status=503)
+    local = counts.partials()
     if request.query.get("scope") == "local":
         return web.json({"partials": local})
-    partials = await gather_partials(request, counts_table, "/funnel", local)
+    partials = await gather_partials(request, sessions_table, "/funnel", local)
     dimension = request.query.get("dimension", "all")
     if dimension not in funnel_fold.DIMENSIONS:
         return web.json({"error": f"dimension must be one of {list(funnel_fold.DIMENSIONS)}"}, status=400)
-    body = funnel_fold.report(merge(partials), dimension, request.query.get("day"))
+    body = funnel_fold.report(merge_partials(partials), dimension, request.query.get("day"))
     return web.json({"dimension": dimension, "steps": list(funnel_fold.STEPS), "days": body})

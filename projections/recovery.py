@@ -1,18 +1,24 @@
 """Boleto/Pix recovery: the tables, the ORDERS handler that emits due actions, the figures view.
 
 Three tables, all written only while processing a message of the partition they are about (orders
-events here, ticks in streams/recovery.py), so the changelog writes, the action sends and the offset
-commit are one exactly-once transaction:
+events here, ticks in streams/recovery.py), so each changelog write lands in that partition:
 
   recovery-orders   order_id -> the order's recovery state (alerts/recovery_fold.py)
   recovery-clock    "wm|<p>" -> partition p's clock (newest event time, watermark, scanned bucket,
                     next orders offset), and the due index "due|<p>|..." of orders by next wake time
   recovery-figures  "<p>" -> partition p's figure partials; GET /recovery sums them
 
-Exactly once: an action id is recorded in the order's state in the same synchronous step that
+At most once. An action id is recorded in the order's state in the same synchronous step that
 decides it (no await between reading and writing the state, so the ticks agent, which shares the
-tables, cannot decide it again), and the send happens after, inside the same transaction. A crash
-before the commit aborts both; a redelivered event finds the id already recorded.
+tables, cannot decide it again); the send comes after. In faust-streaming 0.15.3 neither the table
+write nor this send is inside the exactly-once transaction: changelogs go through the app's plain
+producer (Table.send_changelog -> producer.send_soon), and so does a send to a topic the app does
+not consume (the TransactionManager finds no partition metadata for recovery.actions and falls back
+to the plain producer); only the input offsets are transactional. After a hard crash the input is
+processed again from the committed offset and finds the id already recorded (RocksDB and the
+changelog keep the write), so nothing is sent twice; an action still in the producer's buffer at
+the crash is lost instead. The figures follow the recorded ids. This holds as long as a restart
+gets the tables back: a restart that discards the local state must restore it from the changelogs.
 """
 from __future__ import annotations
 
@@ -25,9 +31,9 @@ from faust import current_event
 from prometheus_client import Counter, Gauge
 
 from alerts import recovery_fold, recovery_rules
-from projections.http import unauthorized
+from projections.http import gather_partials, unauthorized
 from streams import handlers
-from streams.app import app, settings, topic
+from streams.app import app, assigned_partitions, settings, topic
 from topics import catalogue, codec
 
 log = logging.getLogger(__name__)
@@ -103,13 +109,18 @@ def _wake_due(old_clock: dict | None, clock: dict, out: Outcome) -> dict:
     return {**clock, "scanned_bucket": scanned}
 
 
-def apply_event(event, partition: int, orders_offset: int | None) -> Outcome:
+def apply_event(event, partition: int, orders_offset: int | None, now_ms: int | None = None) -> Outcome:
     """Folds one order event: moves the partition's clock, settles the event's order and every order
-    that fell due. Synchronous on purpose (see the module doc)."""
+    that fell due. Synchronous on purpose (see the module doc).
+
+    `now_ms` caps the event time the clock sees: an event stamped ahead of the wall clock (a skewed
+    PSP clock; decoding accepts up to 24 h ahead) must not fire a day of reminders early. Replays
+    of the past are not affected."""
     out = Outcome(partition)
     r = rules()
     old_clock = clock_table.get(clock_key(partition))
-    clock = recovery_fold.observe(old_clock, event.occurred_at, r)
+    seen = event.occurred_at if now_ms is None else min(event.occurred_at, now_ms)
+    clock = recovery_fold.observe(old_clock, seen, r)
     if orders_offset is not None:
         clock["next_offset"] = max(clock.get("next_offset") or 0, orders_offset + 1)
     if event.type in recovery_fold.TRACKED_TYPES:
@@ -164,8 +175,9 @@ def _apply_moves(out: Outcome) -> None:
 # --- asynchronous part: send ---------------------------------------------------------------------
 
 def action_record(a: recovery_fold.Action) -> dict:
-    from topics.events import UTC
     import datetime as dt
+
+    from topics.events import UTC
 
     def ts(ms: int):
         return dt.datetime.fromtimestamp(ms / 1000, UTC)
@@ -193,8 +205,8 @@ async def publish(out: Outcome) -> None:
 
 def _set_gauges() -> None:
     pending: dict[str, int] = {m: 0 for m in rules().methods}
-    for _, cells in figures_table.items():
-        for k, v in (cells or {}).items():
+    for row in local_partials():
+        for k, v in row["cells"].items():
             if k.startswith("open|"):
                 method = k.split("|")[1]
                 pending[method] = pending.get(method, 0) + v
@@ -216,15 +228,27 @@ async def track_charges(event, partition: int) -> None:
     """Order events move the partition's recovery clock and the charges; due actions are emitted."""
     if not recovery_fold.is_order_event(event):
         return
-    await publish(apply_event(event, partition, _current_orders_offset()))
+    await publish(apply_event(event, partition, _current_orders_offset(), int(time.time() * 1000)))
 
 
-# --- figures -------------------------------------------------------------------------------------
+# --- figures ---------------------------------------------------------------------------------------
 
-def merged_cells() -> dict[str, int]:
+def local_partials() -> list[dict]:
+    """The orders partitions actively assigned to this worker (not standby copies): figure cells and
+    watermark."""
+    out = []
+    for p in sorted(assigned_partitions(catalogue.ORDERS)):
+        cells, clock = figures_table.get(str(p)), clock_table.get(clock_key(p))
+        if cells is None and clock is None:
+            continue
+        out.append({"partition": p, "cells": cells or {}, "watermark": (clock or {}).get("watermark")})
+    return out
+
+
+def merged_cells(partials: list[dict]) -> dict[str, int]:
     merged: dict[str, int] = {}
-    for _, cells in figures_table.items():
-        for k, v in (cells or {}).items():
+    for row in partials:
+        for k, v in row["cells"].items():
             merged[k] = merged.get(k, 0) + v
     return merged
 
@@ -251,11 +275,18 @@ def figures(cells: dict[str, int], methods) -> dict:
 @app.page("/recovery")
 async def recovery_view(web, request):
     """GET /recovery: actions by method and step, charges recovered, recovered revenue (BRL), recovery
-    rate, and each partition's watermark (this worker's partitions)."""
+    rate (recovered / charges that received an action), pending charges, and each partition's
+    watermark; per-partition partials of every worker, summed here."""
     denied = unauthorized(web, request)
     if denied:
         return denied
-    body = figures(merged_cells(), rules().methods)
-    clocks = {p: clock_table.get(clock_key(p)) for p in range(settings.partitions)}
-    body["watermarks"] = {str(p): c["watermark"] for p, c in clocks.items() if c and c.get("watermark") is not None}
+    if app.rebalancing:
+        return web.json({"error": "rebalancing: partitions are moving between workers, retry shortly"}, status=503)
+    local = local_partials()
+    if request.query.get("scope") == "local":
+        return web.json({"partials": local})
+    partials = await gather_partials(request, figures_table, "/recovery", local)
+    body = figures(merged_cells(partials), rules().methods)
+    body["watermarks"] = {str(row["partition"]): row["watermark"] for row in sorted(partials, key=lambda r: r["partition"])
+                          if row["watermark"] is not None}
     return web.json(body)

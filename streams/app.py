@@ -72,3 +72,12 @@ def catalogue_entry(physical_name: str, candidates):
         if settings.topic_name(t) == physical_name:
             return t
     raise KeyError(physical_name)
+
+
+def assigned_partitions(t) -> frozenset[int]:
+    """Partitions of a catalogue topic actively assigned to this worker (empty before assignment)."""
+    name = settings.topic_name(t)
+    try:
+        return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == name)
+    except Exception:  # consumer not started yet
+        return frozenset()

@@ -5,11 +5,14 @@ store): a Pix reminder would wait for the next order. Faust forbids table writes
 so a timer does not touch the tables: every `recovery_tick_seconds` it sends a small tick to each
 partition of orders.ticks that this worker owns (co-partitioned with orders.events, so the same
 worker owns the same orders partition), and `advance_idle_partitions` consumes the tick inside a
-stream and moves the watermark (projections.recovery.apply_tick), emitting what fell due inside
-that message's exactly-once transaction.
+stream (table writes need one) and moves the watermark (projections.recovery.apply_tick),
+emitting what fell due.
 
 A tick only applies when the orders partition is consumed to its end and its newest event is recent
 (recovery_fold.tick): a backlog or a replay of older history is never driven by today's clock.
+"Consumed to its end" compares the offset after the last orders event the handler saw with the log
+end the consumer knows; a dead-lettered message at the very end of a partition therefore holds its
+ticks back until the next valid event (the safe side).
 `POSVENDA_RECOVERY_TICK_SECONDS=0` turns the timer off altogether.
 """
 from __future__ import annotations
@@ -33,7 +36,7 @@ def _orders_end_offset(partition: int) -> int | None:
     """The end of the orders.events partition as this consumer last saw it (None before a fetch)."""
     try:
         return app.consumer.highwater(TP(settings.topic_name(catalogue.ORDERS), partition))
-    except Exception as exc:  # not assigned (rebalancing) or the consumer is not started yet
+    except Exception as exc:  # noqa: BLE001  not assigned (rebalancing) or the consumer is not started yet
         log.debug("orders highwater unknown for partition %s: %s", partition, exc)
         return None
 
@@ -58,13 +61,13 @@ if settings.recovery_tick_seconds > 0:
         name = settings.topic_name(catalogue.ORDER_TICKS)
         try:
             owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name)
-        except Exception as exc:  # during a rebalance
+        except Exception as exc:  # noqa: BLE001  during a rebalance
             log.debug("no ticks sent: %s", exc)
             return
         value = json.dumps({"wall_ms": int(time.time() * 1000)}).encode()
-        # Outside any transaction on purpose: under exactly_once, Topic.send from a timer would join the
-        # partition's open transaction, which an idle partition never commits, so the tick would never
-        # become visible. A lost or repeated tick is harmless (the watermark takes the max).
+        # Through the plain producer on purpose: under exactly_once, Topic.send to a consumed topic
+        # joins the partition's open transaction, which an idle partition never commits, so the tick
+        # would never become visible. A lost or repeated tick is harmless (the watermark takes the max).
         producer = app.producer
         await producer.maybe_start()
         for partition in owned:

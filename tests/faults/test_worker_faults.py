@@ -52,7 +52,8 @@ def test_the_same_events_ingested_twice_change_nothing(settings, worker_factory,
     publish_file(settings, path)
     worker = worker_factory(settings)
     assert_converges(worker, lines)
-    assert processed(worker) == 2 * len(lines)
+    wait_until(lambda: processed(worker) == 2 * len(lines), 120, what="both copies of every event to be read")
+    assert_converges(worker, lines)
 
 
 def test_deleted_local_state_is_rebuilt_from_the_changelogs(settings, worker_factory, simulated, record_property):
@@ -65,7 +66,7 @@ def test_deleted_local_state_is_rebuilt_from_the_changelogs(settings, worker_fac
     shutil.rmtree(settings.data_dir)
     started = time.monotonic()
     rebuilt = worker_factory(settings, name="rebuilt")
-    assert funnel_view(rebuilt) == before
+    wait_until(lambda: funnel_view(rebuilt) == before, 120, what="the restored tables to equal the old ones")
     seconds = time.monotonic() - started
     record_property("state_recovery_seconds", round(seconds, 1))
     print(f"\nstate recovery from changelogs: worker ready with identical tables in {seconds:.1f} s")

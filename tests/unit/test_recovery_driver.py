@@ -117,3 +117,25 @@ def test_old_states_are_dropped_and_figures_kept(tables):
     assert "o-1" not in tables["orders"]
     assert tables["figures"]["0"]["actions|boleto|last_call"] == 1
     assert not [k for k in tables["clock"] if k.startswith("due|")]
+
+
+def test_an_event_stamped_in_the_future_does_not_run_the_clock_ahead_of_now(tables):
+    pix = ev("payment_pending", T0, {"charge_id": "px", "method": "pix", "amount": 50.0, "due_at": T0 + 30 * MIN}, "o-1")
+    recovery.apply_event(pix, 0, 0, now_ms=T0 + MIN)
+    skewed = ev("order_invoiced", T0 + 3 * H, {"invoice_number": "1"}, "o-2")  # a clock 3 h ahead
+    assert recovery.apply_event(skewed, 0, 1, now_ms=T0 + 2 * MIN).actions == []
+    assert tables["clock"]["wm|0"]["watermark"] == T0 + 2 * MIN - RULES.allowed_lateness_ms
+
+
+def test_figures_view_sums_partitions_and_computes_the_rate():
+    partials = [{"partition": 0, "cells": {"charges|boleto": 3, "targeted|boleto": 2, "recovered|boleto": 1,
+                                           "revenue_cents|boleto": 123456, "actions|boleto|reminder": 2}, "watermark": 5},
+                {"partition": 1, "cells": {"charges|boleto": 1, "targeted|boleto": 2, "recovered|boleto": 1,
+                                           "revenue_cents|boleto": 100, "open|pix": 1}, "watermark": 7}]
+    body = recovery.figures(recovery.merged_cells(partials), ["boleto", "pix"])
+    assert body["methods"]["boleto"] == {"charges": 4, "targeted": 4, "paid": 0, "recovered": 2,
+                                         "recovered_revenue_brl": 1235.56, "recovery_rate": 0.5, "pending": 0,
+                                         "actions_after_payment": 0}
+    assert body["methods"]["pix"]["recovery_rate"] is None and body["methods"]["pix"]["pending"] == 1
+    assert body["actions"] == {"boleto": {"reminder": 2}, "pix": {}}
+    assert body["total"]["actions"] == 2 and body["total"]["recovered_revenue_brl"] == 1235.56

@@ -67,7 +67,7 @@ def test_changing_the_cadence_is_a_data_change(tmp_path):
     path.write_text(text)
     rules = recovery_rules.load(path)
     issued, due = ms(2025, 3, 10, 12), ms(2025, 3, 12, 23, 59, 59)
-    assert dict((s.name, t) for s, t in schedule(rules, "boleto", issued, due))["reminder"] == issued + 12 * H
+    assert {s.name: t for s, t in schedule(rules, "boleto", issued, due)}["reminder"] == issued + 12 * H
 
 
 def test_business_days_skip_weekends_and_holidays():
