@@ -16,6 +16,10 @@ from collections import Counter
 from typing import Callable, Iterable
 
 
+class NotReady(RuntimeError):
+    """The table is being recovered or rebalanced: counts cannot be rebuilt from it yet."""
+
+
 class DerivedCounts:
     """Per-partition counts of cells contributed by the states of an entity table.
 
@@ -24,17 +28,20 @@ class DerivedCounts:
     """
 
     def __init__(self, table, contribution: Callable[[dict], Iterable[tuple]], assigned: Callable[[], frozenset],
-                 partition_field: str = "p"):
+                 settled: Callable[[], bool] = lambda: True, partition_field: str = "p"):
         self.table = table
+        self.settled = settled
         self.contribution = contribution
         self.assigned = assigned
         self.partition_field = partition_field
         self._counts: dict[int, Counter] = {}
         self._built_for: frozenset | None = None
 
-    def _current(self) -> dict[int, Counter]:
+    def _current(self, from_agent: bool = False) -> dict[int, Counter]:
         partitions = self.assigned()
         if partitions != self._built_for:
+            if not from_agent and not self.settled():  # a rebuild now would read a half-restored table and keep it
+                raise NotReady("partitions are being assigned or restored")
             counts: dict[int, Counter] = {p: Counter() for p in partitions}
             for _, state in self.table.items():
                 if state and state.get(self.partition_field) in counts:
@@ -45,9 +52,10 @@ class DerivedCounts:
     def move(self, partition: int, old: dict | None, new: dict) -> dict[tuple, int]:
         """Applies the change of one state; returns {cell: new count in this partition} for moved cells.
 
-        Call it before writing `new` to the table, so that a rebuild it triggers sees `old`.
+        Call it from the agent (which Faust runs only on a restored table) before writing `new` to the
+        table, so that a rebuild it triggers sees `old`.
         """
-        counts = self._current().setdefault(partition, Counter())
+        counts = self._current(from_agent=True).setdefault(partition, Counter())
         before, after = set(self.contribution(old)) if old else set(), set(self.contribution(new))
         moved = {}
         for cell in after - before:

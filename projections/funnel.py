@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from projections import funnel_fold
-from projections.derived import DerivedCounts, merge_partials
+from projections.derived import DerivedCounts, NotReady, merge_partials
 from projections.http import gather_partials, unauthorized
 from streams import handlers, metrics
 from streams.app import app, assigned_partitions, settings, topic
@@ -20,6 +20,7 @@ sessions_table = app.Table("funnel-sessions", default=None, partitions=settings.
 counts = DerivedCounts(
     sessions_table, lambda state: funnel_fold.contribution(state, settings.business_timezone),
     lambda: assigned_partitions(catalogue.VISITS),
+    lambda: not (app.rebalancing or getattr(app, "in_recovery", False)),
 )
 
 
@@ -54,9 +55,10 @@ async def funnel_view(web, request):
     denied = unauthorized(web, request)
     if denied:
         return denied
-    if app.rebalancing:
-        return web.json({"error": "rebalancing: partitions are moving between workers, retry shortly"}, status=503)
-    local = counts.partials()
+    try:
+        local = counts.partials()
+    except NotReady as exc:
+        return web.json({"error": f"{exc}: retry shortly"}, status=503)
     if request.query.get("scope") == "local":
         return web.json({"partials": local})
     partials = await gather_partials(request, sessions_table, "/funnel", local)

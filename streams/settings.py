@@ -18,7 +18,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     api_token: str | None = None  # when set, HTTP projections require "Authorization: Bearer <token>"
-    processing_guarantee: str = "exactly_once"
+    # at_least_once + idempotent folds, not faust's exactly_once: see README "Reliability" for why.
+    processing_guarantee: str = "at_least_once"
     recovery_tick_seconds: float = 5.0  # wall-clock ticks for idle partitions' recovery watermark; 0 = off
     business_timezone: str = "America/Sao_Paulo"  # days of the funnel and reports are local days
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
