@@ -4,6 +4,11 @@
 #   infra/kafka.sh stop    stop cleanly (SIGTERM, wait for the controlled shutdown)
 #   infra/kafka.sh status  exit 0 when the broker answers
 # When KAFKA_BOOTSTRAP_SERVERS is set, that cluster is used and nothing is started.
+# Environment (all optional): POSVENDA_STATE_DIR (data, config, pid file and logs; default .state),
+# POSVENDA_KAFKA_PORT (PLAINTEXT, 9092), POSVENDA_KAFKA_CONTROLLER_PORT (9093), KAFKA_HEAP (768m).
+# POSVENDA_KAFKA_SCRAM="user:password" adds a SASL_PLAINTEXT listener with SCRAM-SHA-512 on
+# POSVENDA_KAFKA_SASL_PORT (9094) and makes sure that credential exists (PLAINTEXT stays for the
+# controller, inter-broker traffic and local tools). stop and status only need POSVENDA_STATE_DIR.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +18,8 @@ CACHE_DIR=${POSVENDA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/posvenda}
 STATE_DIR=${POSVENDA_STATE_DIR:-$repo/.state}
 KAFKA_PORT=${POSVENDA_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${POSVENDA_KAFKA_CONTROLLER_PORT:-9093}
+SASL_PORT=${POSVENDA_KAFKA_SASL_PORT:-9094}
+SCRAM=${POSVENDA_KAFKA_SCRAM:-}
 libs="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
 data="$STATE_DIR/kafka/data"
 conf="$STATE_DIR/kafka/server.properties"
@@ -38,18 +45,30 @@ resolve_jars() {
 }
 
 
+scram_user() { printf '%s' "${SCRAM%%:*}"; }
+scram_password() { printf '%s' "${SCRAM#*:}"; }
+
+check_scram() {
+  [ -n "$SCRAM" ] || return 0
+  case "$SCRAM" in *:*) ;; *) die "POSVENDA_KAFKA_SCRAM must be user:password";; esac
+  [[ "$(scram_user)" =~ ^[A-Za-z0-9._-]+$ ]] || die "POSVENDA_KAFKA_SCRAM: the user name may only hold letters, digits, . _ -"
+  [[ "$(scram_password)" =~ ^[^][,\"[:space:]]+$ ]] || die "POSVENDA_KAFKA_SCRAM: the password must be non-empty, without spaces, quotes, commas or brackets"
+}
+
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 write_config() {
   mkdir -p "$data"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT" protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  [ -n "$SCRAM" ] && { listeners+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"; protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"; }
   cat > "$conf" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$data
 num.partitions=1
@@ -65,6 +84,29 @@ auto.create.topics.enable=true
 log.retention.hours=-1
 log.cleaner.backoff.ms=2000
 PROPS
+  if [ -n "$SCRAM" ]; then  # the server side of SCRAM needs a login module but no secret of its own
+    cat >> "$conf" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+PROPS
+  fi
+}
+
+# Credentials live in the cluster metadata: bootstrapped by `format --add-scram` on a fresh data
+# directory, upserted through the PLAINTEXT listener otherwise (a fingerprint file skips the upsert
+# when nothing changed, which saves a JVM start).
+scram_fingerprint() { printf '%s' "$SCRAM" | sha256sum | cut -d' ' -f1; }
+
+ensure_scram_user() {
+  [ -n "$SCRAM" ] || return 0
+  local marker="$STATE_DIR/kafka/scram.sha256"
+  [ -f "$marker" ] && [ "$(cat "$marker")" = "$(scram_fingerprint)" ] && return 0
+  java -cp "$libs/*" -Dlog4j.configuration="file:$STATE_DIR/kafka/log4j.properties" kafka.admin.ConfigCommand \
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter --entity-type users --entity-name "$(scram_user)" \
+    --add-config "SCRAM-SHA-512=[password=$(scram_password)]" >/dev/null || die "could not set the SCRAM credential"
+  scram_fingerprint > "$marker"
+  echo "SCRAM-SHA-512 credential of user $(scram_user) set"
 }
 
 log4j_config() {
@@ -85,6 +127,7 @@ start() {
     return 0
   fi
   need_tools
+  check_scram
   resolve_jars
   if running; then echo "kafka already running (pid $(cat "$pidfile")) on 127.0.0.1:$KAFKA_PORT"; return 0; fi
   write_config
@@ -92,8 +135,11 @@ start() {
   [ -f "$logfile" ] && mv "$logfile" "$logfile.prev"
   if [ ! -f "$data/meta.properties" ]; then
     local cid; cid=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid)
+    local scram_args=()
+    [ -n "$SCRAM" ] && scram_args=(--add-scram "SCRAM-SHA-512=[name=$(scram_user),password=$(scram_password)]")
     java -cp "$libs/*" -Dlog4j.configuration="file:$STATE_DIR/kafka/log4j.properties" \
-      kafka.tools.StorageTool format -t "$cid" -c "$conf" >/dev/null
+      kafka.tools.StorageTool format -t "$cid" -c "$conf" "${scram_args[@]}" >/dev/null
+    [ -n "$SCRAM" ] && scram_fingerprint > "$STATE_DIR/kafka/scram.sha256"
     echo "formatted new KRaft storage in $data (cluster $cid)"
   fi
   nohup java -Xms256m -Xmx${KAFKA_HEAP:-768m} -XX:+UseG1GC -Djava.awt.headless=true \
@@ -106,7 +152,9 @@ start() {
     [ $SECONDS -lt $deadline ] || die "broker did not answer on 127.0.0.1:$KAFKA_PORT within 90 s; see $logfile"
     sleep 0.5
   done
-  echo "kafka $KAFKA_VERSION up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$pidfile"), data $data)"
+  ensure_scram_user
+  echo "kafka $KAFKA_VERSION up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$pidfile"), data $data)" \
+       "${SCRAM:+with SASL_PLAINTEXT/SCRAM-SHA-512 on 127.0.0.1:$SASL_PORT}"
 }
 
 stop() {

@@ -13,17 +13,29 @@ settings = Settings.from_env()
 
 
 def _credentials(s: Settings):
-    if s.sasl_mechanism:
-        import ssl
+    """Faust broker credentials for `s.security_protocol` (None = PLAINTEXT).
 
-        context = ssl.create_default_context(cafile=s.ssl_cafile) if s.security_protocol == "SASL_SSL" else None
+    Chosen by the protocol, like kafka-python does with the same settings, so the worker and the CLI
+    never disagree: a SASL mechanism set next to PLAINTEXT or SSL is ignored there too. Incomplete
+    SASL settings fail here, at start-up, rather than as an opaque connection error later.
+    """
+    import ssl
+
+    protocol = s.security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=s.ssl_cafile) if protocol in ("SSL", "SASL_SSL") else None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        missing = [name for name, value in (("KAFKA_SASL_MECHANISM", s.sasl_mechanism),
+                                            ("KAFKA_SASL_USERNAME", s.sasl_username),
+                                            ("KAFKA_SASL_PASSWORD", s.sasl_password)) if not value]
+        if missing:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
         return faust.SASLCredentials(username=s.sasl_username, password=s.sasl_password,
-                                     mechanism=s.sasl_mechanism, ssl_context=context)
-    if s.security_protocol == "SSL":
-        import ssl
-
-        return faust.SSLCredentials(ssl.create_default_context(cafile=s.ssl_cafile))
-    return None
+                                     mechanism=s.sasl_mechanism.upper(), ssl_context=context)
+    raise ValueError(f"KAFKA_SECURITY_PROTOCOL={s.security_protocol}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
 
 
 def create_app(s: Settings) -> faust.App:

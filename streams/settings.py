@@ -58,10 +58,11 @@ class Settings:
 
     def kafka_python_config(self) -> dict:
         """Connection settings for kafka-python clients (admin, producer, consumer)."""
-        conf = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": self.security_protocol}
-        if self.sasl_mechanism:
-            conf.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+        protocol = self.security_protocol.upper()
+        conf = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": protocol}
+        if protocol.startswith("SASL_") and self.sasl_mechanism:  # only read for SASL protocols
+            conf.update(sasl_mechanism=self.sasl_mechanism.upper(), sasl_plain_username=self.sasl_username,
                         sasl_plain_password=self.sasl_password)
-        if self.ssl_cafile:
+        if protocol in ("SSL", "SASL_SSL") and self.ssl_cafile:  # else the system's CAs
             conf["ssl_cafile"] = self.ssl_cafile
         return conf

@@ -56,8 +56,11 @@ def bootstrap_servers() -> str:
 def settings_factory(bootstrap_servers, tmp_path):
     def make(**overrides) -> Settings:
         prefix = overrides.pop("topic_prefix", f"t{uuid.uuid4().hex[:10]}.")
+        env = Settings.from_env()  # only for the connection's security (an external secured cluster)
         base = Settings(bootstrap_servers=bootstrap_servers, topic_prefix=prefix, app_id=f"{prefix}posvenda",
-                        partitions=2, data_dir=tmp_path / "worker")
+                        partitions=2, data_dir=tmp_path / "worker", security_protocol=env.security_protocol,
+                        sasl_mechanism=env.sasl_mechanism, sasl_username=env.sasl_username,
+                        sasl_password=env.sasl_password, ssl_cafile=env.ssl_cafile)
         return replace(base, **overrides)
 
     return make
@@ -83,6 +86,14 @@ def settings_env(s: Settings) -> dict[str, str]:
     })
     if s.api_token:
         env["POSVENDA_API_TOKEN"] = s.api_token
+    security = {"KAFKA_SECURITY_PROTOCOL": s.security_protocol, "KAFKA_SASL_MECHANISM": s.sasl_mechanism,
+                "KAFKA_SASL_USERNAME": s.sasl_username, "KAFKA_SASL_PASSWORD": s.sasl_password,
+                "KAFKA_SSL_CAFILE": s.ssl_cafile}
+    for name, value in security.items():  # the Settings object wins over the outer environment
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
     return env
 
 

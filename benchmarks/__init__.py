@@ -1,0 +1,1 @@
+"""Benchmarks: throughput ratios measured in one run against a baseline (make bench)."""
