@@ -68,7 +68,9 @@ def cmd_simulate(args) -> int:
     from posvenda.simulate import generate, write_jsonl
 
     start_ms = int(args.start_ms if args.start_ms is not None else time.time() * 1000 - args.backdate_hours * 3600_000)
-    stream = generate(args.seed, args.sessions, start_ms)
+    # Order lifecycles run weeks past the last session: cut at now, since workers dead-letter events
+    # dated more than a day ahead.
+    stream = generate(args.seed, args.sessions, start_ms, until_ms=int(time.time() * 1000))
     if args.out and args.no_produce:
         events = list(tqdm(stream, unit="ev", desc="simulate", disable=args.quiet))
         write_jsonl(events, Path(args.out))
