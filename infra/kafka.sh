@@ -130,6 +130,9 @@ start() {
   check_scram
   resolve_jars
   if running; then echo "kafka already running (pid $(cat "$pidfile")) on 127.0.0.1:$KAFKA_PORT"; return 0; fi
+  if (exec 3<>/dev/tcp/127.0.0.1/"$KAFKA_PORT") 2>/dev/null; then
+    die "port $KAFKA_PORT is taken by another process (another checkout's broker?): stop it, or set KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT to use it, or POSVENDA_KAFKA_PORT to pick another port"
+  fi
   write_config
   log4j_config
   [ -f "$logfile" ] && mv "$logfile" "$logfile.prev"

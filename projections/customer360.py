@@ -12,10 +12,11 @@ import logging
 
 from prometheus_client import Counter
 
-from projections import customer360_fold, visits_fold
+from projections import customer360_fold
+from projections.derived import DerivedCounts
 from projections.http import page_of, unauthorized
 from streams import handlers
-from streams.app import app, settings, topic
+from streams.app import app, assigned_partitions, settings, topic
 from topics import catalogue
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,10 @@ CUSTOMER_EVENT_TYPES = frozenset({"customer_registered", "customer_updated", "cu
                                   "nps_answered"})
 
 customers_table = app.Table("customer-360", default=None, partitions=settings.partitions)
-visitor_counts = app.Table("visitors-buyers-customers", default=int, partitions=settings.partitions)
+# Visitors-vs-buyers cells of known customers, derived from their records (see projections/derived.py).
+visitor_counts = DerivedCounts(customers_table, lambda state: customer360_fold.cells(state),
+                               lambda: assigned_partitions(catalogue.CUSTOMERS),
+                               lambda: not (app.rebalancing or getattr(app, "in_recovery", False)))
 
 FACTS_SENT = Counter("posvenda_customer_facts_sent_total", "Session/order snapshots re-keyed by customer.",
                      ["kind", "action"])
@@ -62,15 +66,13 @@ def visible(state: dict | None) -> bool:
 
 
 async def _store(old: dict | None, new: dict, partition: int) -> None:
+    new = {**new, "p": partition}
     if new == old:
         return
     customer_id = new["customer_id"]
+    moves = visitor_counts.move(partition, old, new)  # before the write (see DerivedCounts.move)
     customers_table[customer_id] = new
-    moves = visits_fold.cell_delta(customer360_fold.cells(old), customer360_fold.cells(new))
-    for (day, stage), change in moves.items():
-        key = f"{day}|{stage}|{partition}"
-        value = visitor_counts[key] + change
-        visitor_counts[key] = value
+    for (day, stage), value in moves.items():
         await topic(catalogue.PROJECTION_VISITORS_BUYERS).send(key=f"{day}|{stage}|customers|{partition}".encode(),
                                                                value=json.dumps({"day": day, "stage": stage,
                                                                                  "source": "customers",
@@ -104,11 +106,7 @@ async def apply_fact(message: dict, partition: int) -> None:
 
 
 def merged_counts() -> dict[tuple[str, str], int]:
-    merged: dict[tuple[str, str], int] = {}
-    for key, n in visitor_counts.items():
-        day, stage, _partition = key.split("|")
-        merged[(day, stage)] = merged.get((day, stage), 0) + n
-    return merged
+    return visitor_counts.merged()
 
 
 @app.page("/customers/{customer_id}")

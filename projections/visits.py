@@ -11,13 +11,17 @@ import json
 from prometheus_client import Counter
 
 from projections import customer360, visits_fold
+from projections.derived import DerivedCounts
 from projections.http import page_of, unauthorized
 from streams import handlers
-from streams.app import app, settings, topic
+from streams.app import app, assigned_partitions, settings, topic
 from topics import catalogue
 
 sessions_table = app.Table("visit-sessions", default=None, partitions=settings.partitions)
-visitor_counts = app.Table("visitors-buyers-sessions", default=int, partitions=settings.partitions)
+# Visitors-vs-buyers cells of anonymous sessions, derived from the session states (projections/derived.py).
+visitor_counts = DerivedCounts(sessions_table, lambda state: visits_fold.anonymous_cells(state, settings.business_timezone),
+                               lambda: assigned_partitions(catalogue.VISITS),
+                               lambda: not (app.rebalancing or getattr(app, "in_recovery", False)))
 
 EVENTS_IGNORED = Counter("posvenda_visit_events_ignored_total",
                          "Session events that changed nothing (duplicates, or beyond the per-session bound).",
@@ -36,16 +40,14 @@ async def apply(event, partition: int) -> None:
         return
     seq = (old or {}).get("seq", 0) + 1
     new["seq"] = seq
+    new["p"] = partition
+    moves = visitor_counts.move(partition, old, new)  # before the write (see DerivedCounts.move)
     sessions_table[event.session_id] = new
     record = visits_fold.view(new)
     if old is None or visits_fold.view(old) != record:
         await topic(catalogue.PROJECTION_VISITS).send(key=event.session_id.encode(), value=json.dumps(record).encode())
     tz = settings.business_timezone
-    moves = visits_fold.cell_delta(visits_fold.anonymous_cells(old, tz), visits_fold.anonymous_cells(new, tz))
-    for (day, stage), change in moves.items():
-        key = f"{day}|{stage}|{partition}"
-        value = visitor_counts[key] + change
-        visitor_counts[key] = value
+    for (day, stage), value in moves.items():
         await topic(catalogue.PROJECTION_VISITORS_BUYERS).send(
             key=f"{day}|{stage}|sessions|{partition}".encode(),
             value=json.dumps({"day": day, "stage": stage, "source": "sessions", "partition": partition,
@@ -57,9 +59,8 @@ async def apply(event, partition: int) -> None:
 def merged_counts() -> dict[tuple[str, str], int]:
     """Anonymous sessions' and known customers' partials summed: {(day, stage): visitors}."""
     merged = customer360.merged_counts()
-    for key, n in visitor_counts.items():
-        day, stage, _partition = key.split("|")
-        merged[(day, stage)] = merged.get((day, stage), 0) + n
+    for cell, n in visitor_counts.merged().items():
+        merged[cell] = merged.get(cell, 0) + n
     return merged
 
 

@@ -80,13 +80,11 @@ def test_broker_stopped_and_restarted_mid_stream_workers_catch_up_without_loss(
         for event in events[:head]:
             publisher.publish(event)
     worker = worker_factory(settings)
-    tail = PacedPublisher(settings, events[head:], rate=600)
+    tail = PacedPublisher(settings, events[head:], rate=600)  # ~20 s: outlives the outage
     tail.start()
-    t0 = time.monotonic()
 
     wait_until(lambda: processed(worker) > len(lines) * 0.2, 120, what="a fifth of the events to be processed")
     at_stop = processed(worker)
-    print(f"\nTIMING threshold after {time.monotonic()-t0:.1f}s sent={tail.sent} processed={at_stop}")
     broker.stop()
     assert not broker.running()
     assert tail.is_alive() and tail.sent < len(events) - head, \
@@ -100,10 +98,8 @@ def test_broker_stopped_and_restarted_mid_stream_workers_catch_up_without_loss(
     assert tail.error is None, f"the publisher failed: {tail.error!r}"
     assert published(settings) == len(lines), "the publisher lost or duplicated events across the outage"
     assert at_stop < len(lines), "the broker should stop mid-stream"
-    print(f"TIMING restart done {time.monotonic()-t0:.1f}s processed={processed(worker)}")
     assert_converges(worker, lines)  # the same worker process, never restarted
     assert worker.process.poll() is None
-    print(f"TIMING converged {time.monotonic()-t0:.1f}s processed={processed(worker)}")
     wait_until(lambda: processed(worker) >= len(lines), 60, what="every event to be counted as processed")
     record_property("private_broker_start_seconds", broker.start_seconds)
     print(f"\nprivate broker start: {broker.start_seconds} s (first = format + start); "
