@@ -8,7 +8,11 @@
 # POSVENDA_KAFKA_PORT (PLAINTEXT, 9092), POSVENDA_KAFKA_CONTROLLER_PORT (9093), KAFKA_HEAP (768m).
 # POSVENDA_KAFKA_SCRAM="user:password" adds a SASL_PLAINTEXT listener with SCRAM-SHA-512 on
 # POSVENDA_KAFKA_SASL_PORT (9094) and makes sure that credential exists (PLAINTEXT stays for the
-# controller, inter-broker traffic and local tools). stop and status only need POSVENDA_STATE_DIR.
+# controller, inter-broker traffic and local tools). POSVENDA_KAFKA_TLS=1 adds an SSL listener on
+# POSVENDA_KAFKA_SSL_PORT (9095) with a local CA and broker certificate generated once under
+# $POSVENDA_STATE_DIR/kafka/tls (clients: KAFKA_SSL_CAFILE=.../tls/ca.pem); both together also add
+# SASL_SSL (SCRAM over TLS) on POSVENDA_KAFKA_SASL_SSL_PORT (9096). stop and status only need
+# POSVENDA_STATE_DIR.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +24,11 @@ KAFKA_PORT=${POSVENDA_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${POSVENDA_KAFKA_CONTROLLER_PORT:-9093}
 SASL_PORT=${POSVENDA_KAFKA_SASL_PORT:-9094}
 SCRAM=${POSVENDA_KAFKA_SCRAM:-}
+SSL_PORT=${POSVENDA_KAFKA_SSL_PORT:-9095}
+SASL_SSL_PORT=${POSVENDA_KAFKA_SASL_SSL_PORT:-9096}
+TLS=${POSVENDA_KAFKA_TLS:-}
+[ "$TLS" = 0 ] && TLS=
+tls="$STATE_DIR/kafka/tls"
 libs="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
 data="$STATE_DIR/kafka/data"
 conf="$STATE_DIR/kafka/server.properties"
@@ -61,6 +70,8 @@ write_config() {
   mkdir -p "$data"
   local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT" protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   [ -n "$SCRAM" ] && { listeners+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"; protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"; }
+  [ -n "$TLS" ] && { listeners+=",SSL://127.0.0.1:$SSL_PORT"; protocols+=",SSL:SSL"; }
+  [ -n "$TLS" ] && [ -n "$SCRAM" ] && { listeners+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"; protocols+=",SASL_SSL:SASL_SSL"; }
   cat > "$conf" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -89,8 +100,45 @@ PROPS
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 PROPS
   fi
+  if [ -n "$TLS" ]; then
+    cat >> "$conf" <<PROPS
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$(cat "$tls/store.pass")
+ssl.key.password=$(cat "$tls/store.pass")
+ssl.client.auth=none
+PROPS
+  fi
+}
+
+# A local CA and a broker certificate for 127.0.0.1/localhost, made once per state directory with the
+# JDK's keytool; clients trust the CA through KAFKA_SSL_CAFILE=$tls/ca.pem.
+ensure_tls_material() {
+  [ -n "$TLS" ] || return 0
+  [ -f "$tls/broker.p12" ] && [ -f "$tls/ca.pem" ] && return 0
+  command -v keytool >/dev/null || die "keytool not found (it comes with the JDK)"
+  rm -rf "$tls" && mkdir -p "$tls" && chmod 700 "$tls"
+  local pass; pass=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  printf '%s' "$pass" > "$tls/store.pass"
+  local san="SAN=ip:127.0.0.1,dns:localhost"
+  (
+    cd "$tls"
+    keytool -genkeypair -alias ca -keyalg RSA -keysize 2048 -validity 3650 -dname "CN=posvenda local CA" \
+      -ext bc:c -ext ku:c=keyCertSign,cRLSign -keystore ca.p12 -storetype PKCS12 -storepass "$pass" -keypass "$pass"
+    keytool -exportcert -rfc -alias ca -keystore ca.p12 -storepass "$pass" -file ca.pem
+    keytool -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 3650 -dname "CN=localhost" \
+      -keystore broker.p12 -storetype PKCS12 -storepass "$pass" -keypass "$pass"
+    keytool -certreq -alias broker -keystore broker.p12 -storepass "$pass" \
+      | keytool -gencert -alias ca -keystore ca.p12 -storepass "$pass" -ext "$san" -ext eku=serverAuth \
+          -ext ku:c=digitalSignature,keyEncipherment -validity 3650 -rfc > broker.pem
+    keytool -importcert -noprompt -alias ca -file ca.pem -keystore broker.p12 -storepass "$pass"
+    keytool -importcert -noprompt -alias broker -file broker.pem -keystore broker.p12 -storepass "$pass"
+  ) >/dev/null 2>&1 || die "could not create the TLS material in $tls"
+  echo "created a local CA and broker certificate in $tls (clients: KAFKA_SSL_CAFILE=$tls/ca.pem)"
 }
 
 # Credentials live in the cluster metadata: bootstrapped by `format --add-scram` on a fresh data
@@ -133,6 +181,7 @@ start() {
   if (exec 3<>/dev/tcp/127.0.0.1/"$KAFKA_PORT") 2>/dev/null; then
     die "port $KAFKA_PORT is taken by another process (another checkout's broker?): stop it, or set KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT to use it, or POSVENDA_KAFKA_PORT to pick another port"
   fi
+  ensure_tls_material
   write_config
   log4j_config
   [ -f "$logfile" ] && mv "$logfile" "$logfile.prev"
@@ -157,7 +206,8 @@ start() {
   done
   ensure_scram_user
   echo "kafka $KAFKA_VERSION up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$pidfile"), data $data)" \
-       "${SCRAM:+with SASL_PLAINTEXT/SCRAM-SHA-512 on 127.0.0.1:$SASL_PORT}"
+       "${SCRAM:+with SASL_PLAINTEXT/SCRAM-SHA-512 on 127.0.0.1:$SASL_PORT}" \
+       "${TLS:+with SSL on 127.0.0.1:$SSL_PORT${SCRAM:+ and SASL_SSL on 127.0.0.1:$SASL_SSL_PORT} (CA $tls/ca.pem)}"
 }
 
 stop() {

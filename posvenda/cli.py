@@ -160,7 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except Exception as exc:  # a broker that cannot be reached or refuses us: one clear line, no traceback
+        from kafka.errors import KafkaError
+
+        if not isinstance(exc, KafkaError):
+            raise
+        from streams.settings import Settings
+
+        s = Settings.from_env()
+        print(f"posvenda {args.command}: cannot use the Kafka cluster at {s.bootstrap_servers} "
+              f"({s.security_protocol}): {type(exc).__name__}: {exc}. Is the broker up (make broker)? "
+              "Are the KAFKA_* security settings right (see the log lines above)?", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

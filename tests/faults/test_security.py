@@ -1,8 +1,9 @@
-"""Security of the broker connection: SASL/SCRAM-SHA-512 end to end, on a private broker whose only
-credential is bootstrapped when its storage is formatted (infra/kafka.sh, POSVENDA_KAFKA_SCRAM).
+"""Security of the broker connection, end to end on a private broker (infra/kafka.sh with
+POSVENDA_KAFKA_SCRAM and POSVENDA_KAFKA_TLS): SASL/SCRAM-SHA-512 (its only credential bootstrapped
+when the storage is formatted), TLS with a local CA, and SCRAM over TLS.
 
-Every client here talks to the SASL_PLAINTEXT listener only; the configuration travels the way it does
-in production, through the KAFKA_* environment variables (Settings.from_env) of the CLI and the worker.
+Each test talks to one secured listener only; the configuration travels the way it does in
+production, through the KAFKA_* environment variables (Settings.from_env) of the CLI and the worker.
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ USER = "posvenda-svc"
 
 
 @pytest.fixture(scope="module")
-def scram_broker(tmp_path_factory):
-    if shutil.which("java") is None:
-        pytest.skip("a private broker needs a JDK (java) for infra/kafka.sh")
-    broker = PrivateBroker(tmp_path_factory.mktemp("scram-broker"), scram=f"{USER}:{secrets.token_urlsafe(16)}")
+def secured_broker(tmp_path_factory):
+    if shutil.which("java") is None or shutil.which("keytool") is None:
+        pytest.skip("a private broker needs a JDK (java, keytool) for infra/kafka.sh")
+    broker = PrivateBroker(tmp_path_factory.mktemp("secured-broker"), scram=f"{USER}:{secrets.token_urlsafe(16)}",
+                           tls=True)
     try:
         broker.start()
         yield broker
@@ -37,12 +39,21 @@ def scram_broker(tmp_path_factory):
             broker.kill()
 
 
+def connection(broker, protocol: str) -> dict:
+    """Settings fields for one listener of `broker`."""
+    password = broker.scram.split(":", 1)[1]
+    scram = dict(sasl_mechanism="SCRAM-SHA-512", sasl_username=USER, sasl_password=password)
+    none = dict(sasl_mechanism=None, sasl_username=None, sasl_password=None, ssl_cafile=None)
+    return {
+        "SASL_PLAINTEXT": {**none, **scram, "bootstrap_servers": broker.sasl_bootstrap},
+        "SSL": {**none, "bootstrap_servers": broker.ssl_bootstrap, "ssl_cafile": broker.ca_file},
+        "SASL_SSL": {**none, **scram, "bootstrap_servers": broker.sasl_ssl_bootstrap, "ssl_cafile": broker.ca_file},
+    }[protocol] | {"security_protocol": protocol}
+
+
 @pytest.fixture
-def scram_settings(scram_broker, settings_factory):
-    password = scram_broker.scram.split(":", 1)[1]
-    return settings_factory(bootstrap_servers=scram_broker.sasl_bootstrap, security_protocol="SASL_PLAINTEXT",
-                            sasl_mechanism="SCRAM-SHA-512", sasl_username=USER, sasl_password=password,
-                            ssl_cafile=None)
+def scram_settings(secured_broker, settings_factory):
+    return settings_factory(**connection(secured_broker, "SASL_PLAINTEXT"))
 
 
 def cli(settings, *args, timeout=120) -> subprocess.CompletedProcess:
@@ -51,7 +62,8 @@ def cli(settings, *args, timeout=120) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_scram(scram_settings, worker_factory, tmp_path):
+def ingest_and_converge(settings, worker_factory, tmp_path):
+    """Topics, ingest (kafka-python) and a worker (aiokafka), all through `settings`' listener only."""
     from posvenda.simulate import generate, write_jsonl
 
     path = tmp_path / "events.jsonl"
@@ -59,18 +71,41 @@ def test_scram(scram_settings, worker_factory, tmp_path):
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) > 300
 
-    created = cli(scram_settings, "topics", "create")
+    created = cli(settings, "topics", "create")
     assert created.returncode == 0, created.stderr
-    assert f"created, 0 already there ({scram_settings.bootstrap_servers})" in created.stdout
-    ingested = cli(scram_settings, "ingest", "-q", str(path))
+    assert f"created, 0 already there ({settings.bootstrap_servers})" in created.stdout
+    ingested = cli(settings, "ingest", "-q", str(path))
     assert ingested.returncode == 0, ingested.stderr
     assert f"ingest: {len(lines)} published, 0 rejected" in ingested.stdout
 
-    worker = worker_factory(scram_settings)
+    worker = worker_factory(settings)
     assert_converges(worker, lines, timeout=120)
+    return worker
+
+
+def test_scram(scram_settings, worker_factory, tmp_path):
+    worker = ingest_and_converge(scram_settings, worker_factory, tmp_path)
     log = worker.log()
     assert f"Authenticated as {USER} via SCRAM-SHA-512" in log  # aiokafka, on the SASL listener
     assert scram_settings.sasl_password not in log, "the worker logged the password"
+
+
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_tls(protocol, secured_broker, settings_factory, worker_factory, tmp_path):
+    settings = settings_factory(**connection(secured_broker, protocol))
+    worker = ingest_and_converge(settings, worker_factory, tmp_path)
+    if protocol == "SASL_SSL":
+        assert f"Authenticated as {USER} via SCRAM-SHA-512" in worker.log()
+
+
+def test_tls_without_the_ca_is_refused(secured_broker, settings_factory, tmp_path):
+    """Without KAFKA_SSL_CAFILE the system's CAs are used, and they do not know the local CA."""
+    untrusting = settings_factory(**connection(secured_broker, "SSL") | {"ssl_cafile": None,
+                                                                          "data_dir": tmp_path / "untrusting"})
+    done = subprocess.run([sys.executable, "-m", "posvenda.cli", "worker"], env=settings_env(untrusting), cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0, "the worker trusted an unknown certificate authority"
+    assert "CERTIFICATE_VERIFY_FAILED" in done.stdout + done.stderr
 
 
 def test_scram_wrong_password_is_refused(scram_settings, tmp_path):
