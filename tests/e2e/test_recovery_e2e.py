@@ -274,9 +274,10 @@ def test_recovery_actions_and_figures_match_the_oracle_across_a_restart_and_a_re
         assert body["total"]["recovery_rate"] == round(
             sum(f["recovered"] for f in figures1.values()) / sum(f["targeted"] for f in figures1.values()), 4)
         assert set(body["watermarks"].values()) == {T_END - LATENESS}
-        metrics = worker.get_text("/metrics")
-        assert 'posvenda_recovery_actions_total{method="boleto",step="reminder"}' in metrics
-        assert 'posvenda_pending_charges{method="pix"} 1.0' in metrics
+        # the gauges are refreshed after the figures: poll rather than read once
+        wait_until(lambda: 'posvenda_pending_charges{method="pix"} 1.0' in worker.get_text("/metrics"), 60,
+                   what="the pending-charges gauge to show the one open Pix charge")
+        assert 'posvenda_recovery_actions_total{method="boleto",step="reminder"}' in worker.get_text("/metrics")
 
         # When the worker is restarted and phase 2 arrives meanwhile, it resumes without duplicates
         # (kill -9 belongs to the fault suite: see the recovery section of the report / module docs)
