@@ -40,13 +40,16 @@ class DerivedCounts:
     def _current(self, from_agent: bool = False) -> dict[int, Counter]:
         partitions = self.assigned()
         if partitions != self._built_for:
-            if not from_agent and not self.settled():  # a rebuild now would read a half-restored table and keep it
+            settled = self.settled()
+            if not from_agent and not settled:  # a rebuild now would read a half-restored table
                 raise NotReady("partitions are being assigned or restored")
             counts: dict[int, Counter] = {p: Counter() for p in partitions}
             for _, state in self.table.items():
                 if state and state.get(self.partition_field) in counts:
                     counts[state[self.partition_field]].update(self.contribution(state))
-            self._counts, self._built_for = counts, partitions
+            # Built while a restore may still be running (an agent draining buffered events during a
+            # rebalance): use it for this event, but rebuild again next time instead of keeping it.
+            self._counts, self._built_for = counts, (partitions if settled else None)
         return self._counts
 
     def move(self, partition: int, old: dict | None, new: dict) -> dict[tuple, int]:
