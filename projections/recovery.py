@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from faust import current_event
 from prometheus_client import Counter, Gauge
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
 from alerts import recovery_fold, recovery_rules
 from projections.http import gather_partials, unauthorized
@@ -48,8 +49,6 @@ ACTIONS = Counter("posvenda_recovery_actions_total", "Recovery actions emitted t
 RECOVERED = Counter("posvenda_charges_recovered_total", "Charges paid after a recovery action.", ["method"])
 RECOVERED_REVENUE = Counter("posvenda_recovered_revenue_brl_total", "Amount of the recovered charges, in BRL.",
                             ["method"])
-PENDING = Gauge("posvenda_pending_charges", "Unpaid charges with a recovery step still scheduled (this worker's partitions).",
-                ["method"])
 WATERMARK_LAG = Gauge("posvenda_recovery_watermark_lag_seconds",
                       "Wall clock minus the recovery watermark, per orders partition.", ["partition"])
 
@@ -197,21 +196,38 @@ async def publish(out: Outcome) -> None:
         key = str(out.partition)
         await topic(catalogue.PROJECTION_RECOVERY).send(
             key=key.encode(), value=json.dumps({"partition": out.partition, "cells": figures_table.get(key) or {}}).encode())
-        _set_gauges()
     clock = clock_table.get(clock_key(out.partition))
     if clock and clock.get("watermark") is not None:
         WATERMARK_LAG.labels(str(out.partition)).set(max(0.0, time.time() - clock["watermark"] / 1000))
 
 
-def _set_gauges() -> None:
-    pending: dict[str, int] = {m: 0 for m in rules().methods}
-    for row in local_partials():
-        for k, v in row["cells"].items():
-            if k.startswith("open|"):
-                method = k.split("|")[1]
-                pending[method] = pending.get(method, 0) + v
-    for method, n in pending.items():
-        PENDING.labels(method).set(n)
+class PendingChargesCollector:
+    """posvenda_pending_charges{method}, read from the figures table at scrape time, so the gauge can
+    never lag behind the figures (a gauge set on each change missed changes that came by other paths)."""
+
+    def describe(self):  # without it, registering would call collect() at import time
+        return [GaugeMetricFamily("posvenda_pending_charges", "", labels=["method"])]
+
+    def collect(self):
+        pending: dict[str, int] = {m: 0 for m in rules().methods}
+        try:
+            partials = local_partials()
+        except Exception:  # tables not ready (worker starting): report zeros
+            partials = []
+        for row in partials:
+            for k, v in row["cells"].items():
+                if k.startswith("open|"):
+                    method = k.split("|")[1]
+                    pending[method] = pending.get(method, 0) + v
+        family = GaugeMetricFamily("posvenda_pending_charges",
+                                   "Unpaid charges with a recovery step still scheduled (this worker's partitions).",
+                                   labels=["method"])
+        for method, n in sorted(pending.items()):
+            family.add_metric([method], n)
+        yield family
+
+
+REGISTRY.register(PendingChargesCollector())
 
 
 def _current_orders_offset() -> int | None:
