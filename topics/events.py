@@ -228,7 +228,7 @@ def _explain(exc: ValidationError, etype: EventType) -> tuple[str, str]:
     """fastavro reports 'Family.payload is <...> of type <...> expected ...'; name the deepest field."""
     first = exc.errors[0] if exc.errors else str(exc)
     text = str(first)
-    match = re.match(r"(\S+) is <(.*)> of type <class '(\w+)'> expected (.*)", text, re.S)
+    match = re.match(r"(\S+) is <(.*)> of type <class '(\w+)'> expected (.*)", text, re.DOTALL)
     if not match:
         return "(record)", text
     path, value, pytype, expected = match.groups()
