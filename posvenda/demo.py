@@ -15,7 +15,6 @@ import threading
 import time
 import urllib.request
 from dataclasses import replace
-from pathlib import Path
 
 from streams.settings import REPO, Settings
 

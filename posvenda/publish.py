@@ -16,8 +16,7 @@ class Publisher:
         self.sent = 0
 
     def publish(self, event: events.Event) -> None:
-        family, _ = events.event_type(event.type).family, None
-        topic = catalogue.for_event_family(family)
+        topic = catalogue.for_event_family(events.event_type(event.type).family)
         key = catalogue.key_of(topic, event)
         self.publish_raw(topic, key, events.encode(event))
 

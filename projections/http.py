@@ -35,6 +35,17 @@ def page_of(request, items: list) -> dict:
     return {"total": len(items), "offset": offset, "limit": limit, "items": items[offset:offset + limit]}
 
 
+def keyed_view(web, request, table, key: str, render, noun: str):
+    """GET of one record by key: 401 without the token, 404 naming the key, else `render(state)`."""
+    denied = unauthorized(web, request)
+    if denied:
+        return denied
+    state = table.get(key)
+    if state is None:
+        return web.json({"error": f"no {noun} {key!r}"}, status=404)
+    return web.json(render(state))
+
+
 @app.page("/metrics")
 async def metrics_view(web, request):
     return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -11,7 +11,7 @@ import json
 from prometheus_client import Counter
 
 from projections import customer360, order_history_fold, visits_fold
-from projections.http import page_of, unauthorized
+from projections.http import keyed_view, page_of, unauthorized
 from streams import handlers
 from streams.app import app, settings, topic
 from topics import catalogue
@@ -58,13 +58,7 @@ async def apply(event, partition: int) -> None:
 @app.page("/orders/{order_id}")
 async def order_view(web, request, order_id):
     """GET /orders/{order_id}: the order's status and its timeline (transitions and messages)."""
-    denied = unauthorized(web, request)
-    if denied:
-        return denied
-    state = orders_table.get(order_id)
-    if state is None:
-        return web.json({"error": f"no order {order_id!r}"}, status=404)
-    return web.json(order_history_fold.view(state))
+    return keyed_view(web, request, orders_table, order_id, order_history_fold.view, "order")
 
 
 @app.page("/orders")

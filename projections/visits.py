@@ -12,7 +12,7 @@ from prometheus_client import Counter
 
 from projections import customer360, visits_fold
 from projections.derived import DerivedCounts
-from projections.http import page_of, unauthorized
+from projections.http import keyed_view, page_of, unauthorized
 from streams import handlers
 from streams.app import app, assigned_partitions, settings, topic
 from topics import catalogue
@@ -67,13 +67,7 @@ def merged_counts() -> dict[tuple[str, str], int]:
 @app.page("/visits/{session_id}")
 async def visit_view(web, request, session_id):
     """GET /visits/{session_id}: the session with its visits."""
-    denied = unauthorized(web, request)
-    if denied:
-        return denied
-    state = sessions_table.get(session_id)
-    if state is None:
-        return web.json({"error": f"no session {session_id!r}"}, status=404)
-    return web.json(visits_fold.view(state))
+    return keyed_view(web, request, sessions_table, session_id, visits_fold.view, "session")
 
 
 @app.page("/visits")

@@ -5,6 +5,8 @@ streams/worker.py imports them all before the worker starts.
 """
 from __future__ import annotations
 
+import functools
+
 import faust
 
 from streams.settings import Settings
@@ -66,10 +68,13 @@ def create_app(s: Settings) -> faust.App:
 app = create_app(settings)
 
 
-def topic(t, **kwargs) -> faust.TopicT:
-    """The Faust topic of a catalogue entry (raw bytes: agents decode, so bad input reaches the DLQ)."""
+@functools.cache
+def topic(t) -> faust.TopicT:
+    """The Faust topic of a catalogue entry (raw bytes: agents decode, so bad input reaches the DLQ).
+
+    Cached: handlers send on every event, and building a Faust topic object each time was waste."""
     return app.topic(settings.topic_name(t), key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", partitions=t.partitions or settings.partitions, **kwargs)
+                     value_serializer="raw", partitions=t.partitions or settings.partitions)
 
 
 def topics(*entries, **kwargs) -> faust.TopicT:

@@ -8,7 +8,7 @@ import logging
 from projections import customer360
 from streams import handlers
 from streams.app import app, catalogue_entry, topics
-from streams.decoding import decode_or_dead_letter, observe_latency
+from streams.decoding import dispatch
 from topics import catalogue
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,4 @@ async def fold_customers(stream):
                 continue
             await customer360.apply_fact(fact, message.partition)
             continue
-        event = await decode_or_dead_letter(source, message, "customer_id")
-        if event is None:
-            continue
-        for handle in handlers.handlers(handlers.CUSTOMERS):
-            await handle(event, message.partition)
-        observe_latency(source, event)
+        await dispatch(handlers.CUSTOMERS, source, message, "customer_id")

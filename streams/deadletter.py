@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from streams import metrics
-from streams.app import settings, topic
+from streams.app import topic
 
 log = logging.getLogger(__name__)
 

@@ -57,3 +57,16 @@ async def decode_or_dead_letter(source, message, key_field: str | None = None) -
 
 def observe_latency(source, event: events.Event) -> None:
     metrics.PROCESSING_LATENCY.labels(source.name).observe(max(0.0, time.time() - event.occurred_at / 1000))
+
+
+async def dispatch(group: str, source, message, key_field: str | None) -> None:
+    """What every source-group agent does with a message: decode once (or dead-letter it), hand the
+    event to each read model registered for the group, and record the processing latency."""
+    from streams import handlers
+
+    event = await decode_or_dead_letter(source, message, key_field)
+    if event is None:
+        return
+    for handle in handlers.handlers(group):
+        await handle(event, message.partition)
+    observe_latency(source, event)

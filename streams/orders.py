@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from streams import handlers
 from streams.app import app, catalogue_entry, settings, topic, topics
-from streams.decoding import decode_or_dead_letter, observe_latency
+from streams.decoding import dispatch
 from topics import catalogue, events
 
 ORDER_SOURCES = (catalogue.ORDERS, catalogue.MESSAGES)
@@ -37,9 +37,4 @@ async def fold_orders(stream):
     async for record in stream.events():
         message = record.message
         source = catalogue_entry(message.topic, ORDER_SOURCES)
-        event = await decode_or_dead_letter(source, message, "order_id" if source is catalogue.ORDERS else None)
-        if event is None:
-            continue
-        for handle in handlers.handlers(handlers.ORDERS):
-            await handle(event, message.partition)
-        observe_latency(source, event)
+        await dispatch(handlers.ORDERS, source, message, "order_id" if source is catalogue.ORDERS else None)

@@ -91,7 +91,7 @@ def millis(value) -> int:
             raise ValueError("datetime without a timezone")
         return int(value.timestamp() * 1000)
     if isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(value)  # Python 3.11+ reads "Z"
         if parsed.tzinfo is None:
             raise ValueError(f"{value!r} has no timezone (add Z or an offset)")
         return int(parsed.timestamp() * 1000)
