@@ -291,7 +291,7 @@ def render(dashboard: Dashboard) -> dict:
     built = g.Dashboard(
         title=dashboard.title, uid=dashboard.uid, description=dashboard.description, tags=TAGS,
         timezone="browser", refresh="30s", time=g.Time("now-6h", "now"), editable=True,
-        panels=[_panel(p, pos) for p, pos in zip(dashboard.panels, _layout(dashboard.panels))],
+        panels=[_panel(p, pos) for p, pos in zip(dashboard.panels, _layout(dashboard.panels), strict=True)],
     ).auto_panel_ids()
     return json.loads(json.dumps(built.to_json_data(), cls=DashboardEncoder))
 

@@ -23,6 +23,15 @@ The price: a payment in (T, T + lateness] does not cancel step T (the customer p
 fell due, and is counted as recovered). A payment later than the lateness that precedes T arrives
 after the action went out; it is counted in `after_payment` (tune the lateness if it grows).
 
+Events later than the lateness are history catching up, not news, and never make the store contact
+a customer about the past:
+  - a charge first seen when W had already passed some of its steps has those steps `missed`: they
+    are not sent (a stale reminder, and the payment that would cancel it may be right behind it in
+    the log); its later steps run as usual;
+  - an order first seen when W is already past its purge time (`is_stale`) is ignored altogether:
+    its state would have been dropped by now anyway. So re-ingesting an old log (a backfill, a
+    second replay of the Olist history) emits nothing and moves no figure.
+
 Recovery is credited once per order, to the charge its first payment (in event time) settles: the
 charge the payment names, else the newest charge issued at or before it. The order is recovered
 when any of its actions was scheduled before that payment; the recovered revenue is that charge's
@@ -45,7 +54,7 @@ MAX_CHARGES = 8  # per order; a ninth charge of one order keeps the 8 earliest
 MAX_FACTS = 8  # payments and cancellations kept per order: the 8 earliest (only the earliest matters)
 SLOT = "slot"  # where the storage layer keeps an order's index slot inside its state; ignored here
 
-SCHEDULED, SENT, CANCELLED, SUPERSEDED = "scheduled", "sent", "cancelled", "superseded"
+SCHEDULED, SENT, CANCELLED, SUPERSEDED, MISSED = "scheduled", "sent", "cancelled", "superseded", "missed"
 
 
 @cache
@@ -75,12 +84,14 @@ def _earliest(facts: dict, limit: int) -> dict:
     return {k: facts[k] for k in keep}
 
 
-def evolve(state: dict | None, event, rules: RecoveryRules) -> dict | None:
+def evolve(state: dict | None, event, rules: RecoveryRules, watermark_ms: int | None = None) -> dict | None:
     """The order's recovery state after `event`; None while the order has nothing to recover.
 
     payment_pending of a method with a cadence adds a charge; order_paid adds a payment (kept without
     a charge only for methods with a cadence: their charge may arrive later); order_cancelled with a
-    reason not in keep_on_cancel_reasons adds a stop. Anything else leaves the state as it is."""
+    reason not in keep_on_cancel_reasons adds a stop. Anything else leaves the state as it is.
+    `watermark_ms`, the partition's watermark when the event is folded, marks a charge that arrives
+    after W passed its issue time: its steps before that W are missed (see the module doc)."""
     p = event.payload
     if event.type == "payment_pending":
         if p["method"] not in rules.methods:
@@ -89,6 +100,10 @@ def evolve(state: dict | None, event, rules: RecoveryRules) -> dict | None:
         charge = {"method": p["method"], "amount": p["amount"], "at": event.occurred_at, "due_at": p["due_at"],
                   "event_id": event.event_id}
         current = s["charges"].get(p["charge_id"])
+        if current is not None and "known_at" in current:
+            charge["known_at"] = current["known_at"]  # a copy of the charge does not move when it was known
+        elif current is None and watermark_ms is not None and watermark_ms > event.occurred_at:
+            charge["known_at"] = watermark_ms
         if current is None or (charge["at"], charge["event_id"]) < (current["at"], current["event_id"]):
             s["charges"] = _earliest({**s["charges"], p["charge_id"]: charge}, MAX_CHARGES)
         return s
@@ -178,6 +193,8 @@ def plan(state: dict | None, rules: RecoveryRules) -> list[Planned]:
                 status = CANCELLED
             elif next_issued is not None and at >= next_issued:
                 status = SUPERSEDED
+            elif at < c.get("known_at", at):
+                status = MISSED
             else:
                 status = SCHEDULED
             out.append(Planned(charge_id, step.name, step.action, at, status, step.channels))
@@ -218,6 +235,12 @@ def purge_at(state: dict, rules: RecoveryRules) -> int:
     times += [p.at for p in plan(state, rules)]
     times += [f["at"] for f in state["payments"].values()] + [f["at"] for f in state["stops"].values()]
     return max(times) + rules.retention_ms
+
+
+def is_stale(state: dict | None, watermark_ms: int | None, rules: RecoveryRules) -> bool:
+    """An order first seen now whose whole recovery lies further back than the retention: it is
+    ignored (what a dropped state would have done), so an old log folded again changes nothing."""
+    return bool(state) and watermark_ms is not None and watermark_ms > purge_at(state, rules)
 
 
 def can_drop(state: dict | None, watermark_ms: int | None, rules: RecoveryRules) -> bool:

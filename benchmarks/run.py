@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-import tempfile
 
 from kafka import KafkaConsumer
 

@@ -17,6 +17,7 @@ COMMAND_MODULES: list[str] = [
     "posvenda.cmd_rebuild",
     "alerts.alert_rules",
     "posvenda.cmd_campaigns",
+    "posvenda.cmd_olist",
 ]
 
 
@@ -167,11 +168,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(exc, KafkaError):
             raise
+        from posvenda.diagnose import broker_refusal
         from streams.settings import Settings
 
         s = Settings.from_env()
+        refusal = broker_refusal(s) if s.security_protocol.upper() != "PLAINTEXT" else None
+        said = f" The broker said: {refusal}." if refusal else ""
         print(f"posvenda {args.command}: cannot use the Kafka cluster at {s.bootstrap_servers} "
-              f"({s.security_protocol}): {type(exc).__name__}: {exc}. Is the broker up (make broker)? "
+              f"({s.security_protocol}): {type(exc).__name__}: {exc}.{said} Is the broker up (make broker)? "
               "Are the KAFKA_* security settings right (see the log lines above)?", file=sys.stderr)
         return 3
 

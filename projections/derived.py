@@ -13,7 +13,7 @@ table whenever the set of assigned partitions changes.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 
 class NotReady(RuntimeError):

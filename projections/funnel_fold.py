@@ -8,6 +8,7 @@ when an event changes a state, the counts move by the difference of its old and 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -97,6 +98,6 @@ def report(counts: dict[tuple, int], dimension: str = "all", day: str | None = N
             steps = row["steps"]
             row["conversion"] = {
                 step: (round(steps[step] / steps[prev], 4) if steps[prev] else None)
-                for prev, step in zip(STEPS, STEPS[1:])
+                for prev, step in itertools.pairwise(STEPS)
             }
     return dict(sorted(out.items()))

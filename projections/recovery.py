@@ -49,6 +49,8 @@ ACTIONS = Counter("posvenda_recovery_actions_total", "Recovery actions emitted t
 RECOVERED = Counter("posvenda_charges_recovered_total", "Charges paid after a recovery action.", ["method"])
 RECOVERED_REVENUE = Counter("posvenda_recovered_revenue_brl_total", "Amount of the recovered charges, in BRL.",
                             ["method"])
+STALE_EVENTS = Counter("posvenda_recovery_stale_events_total",
+                       "Order events ignored by recovery: their order lies further back than the retention.", ["type"])
 WATERMARK_LAG = Gauge("posvenda_recovery_watermark_lag_seconds",
                       "Wall clock minus the recovery watermark, per orders partition.", ["partition"])
 
@@ -124,7 +126,10 @@ def apply_event(event, partition: int, orders_offset: int | None, now_ms: int | 
         clock["next_offset"] = max(clock.get("next_offset") or 0, orders_offset + 1)
     if event.type in recovery_fold.TRACKED_TYPES:
         old = orders_table.get(event.order_id)
-        new = recovery_fold.evolve(old, event, r)
+        new = recovery_fold.evolve(old, event, r, clock["watermark"])
+        if old is None and recovery_fold.is_stale(new, clock["watermark"], r):
+            STALE_EVENTS.labels(event.type).inc()
+            new = None
         if new is not old and new != old:
             _settle(event.order_id, old, new, (old or {}).get(recovery_fold.SLOT), clock["watermark"], out)
     clock = _wake_due(old_clock, clock, out)

@@ -8,7 +8,7 @@ and must be idempotent (events may be redelivered).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 SESSIONS = "sessions"  # visits, cart, checkout events and order steps re-keyed by session
 ORDERS = "orders"  # orders.events and messages.events, keyed by order

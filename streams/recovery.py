@@ -36,7 +36,7 @@ def _orders_end_offset(partition: int) -> int | None:
     """The end of the orders.events partition as this consumer last saw it (None before a fetch)."""
     try:
         return app.consumer.highwater(TP(settings.topic_name(catalogue.ORDERS), partition))
-    except Exception as exc:  # noqa: BLE001  not assigned (rebalancing) or the consumer is not started yet
+    except Exception as exc:
         log.debug("orders highwater unknown for partition %s: %s", partition, exc)
         return None
 
@@ -61,7 +61,7 @@ if settings.recovery_tick_seconds > 0:
         name = settings.topic_name(catalogue.ORDER_TICKS)
         try:
             owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name)
-        except Exception as exc:  # noqa: BLE001  during a rebalance
+        except Exception as exc:
             log.debug("no ticks sent: %s", exc)
             return
         value = json.dumps({"wall_ms": int(time.time() * 1000)}).encode()

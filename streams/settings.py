@@ -29,7 +29,7 @@ class Settings:
     ssl_cafile: str | None = None
 
     @classmethod
-    def from_env(cls, env=os.environ) -> "Settings":
+    def from_env(cls, env=os.environ) -> Settings:
         def get(name, default, cast=str):
             value = env.get(name)
             return default if value in (None, "") else cast(value)

@@ -43,7 +43,7 @@ def funnel(events: list[dict], timezone: str = "America/Sao_Paulo") -> dict:
             by_session[sid].append(e)
     counts: dict[tuple, int] = defaultdict(int)
     tz = ZoneInfo(timezone)
-    for sid, evs in by_session.items():
+    for evs in by_session.values():
         day = dt.datetime.fromtimestamp(min(_ms(e["occurred_at"]) for e in evs) / 1000, tz).date().isoformat()
         starts = [e for e in evs if e["type"] == "session_started"]
         device = device_class(starts[0]["payload"]["user_agent"]) if starts else "unknown"

@@ -23,7 +23,7 @@ class Topic:
     doc: str = ""
 
     @property
-    def dead_letters(self) -> "Topic":
+    def dead_letters(self) -> Topic:
         return Topic(f"{self.name}.dlq", self.key, ("raw",), "delete", 4 * WEEK_MS, self.partitions,
                      f"Messages of {self.name} that could not be processed; reason in the headers.")
 

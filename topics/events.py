@@ -12,14 +12,14 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cache
 
-from fastavro.validation import validate
 from fastavro._validate_common import ValidationError
+from fastavro.validation import validate
 
 from topics import codec, schemas
 
 ENVELOPE_IDS = ("session_id", "customer_id", "order_id")
 SOURCES = frozenset({"web", "app", "erp", "psp", "carrier", "crm"})
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH_DATE = dt.date(1970, 1, 1)
 
 

@@ -50,7 +50,7 @@ def test_simulated_traffic_ingested_gives_the_independently_computed_funnel(sett
     # Then every dimension of the funnel over HTTP equals the independent computation
     for dimension in ("all", "device", "channel", "product"):
         want = {k: v for k, v in expected.items() if k[0] == dimension}
-        wait_until(lambda: funnel_from_view(dimension, worker.get(f"/funnel?dimension={dimension}")) == want,
+        wait_until(lambda d=dimension, w=want: funnel_from_view(d, worker.get(f"/funnel?dimension={d}")) == w,
                    timeout=180, what=f"funnel by {dimension} to match the ground truth")
     body = worker.get("/funnel")
     row = body["days"]["2025-03-10"]["all"]

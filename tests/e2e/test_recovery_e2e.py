@@ -87,8 +87,12 @@ T_END2 = T_END + 3 * DAY  # phase 2 (after a crash)
 
 
 def scenario() -> list[Order]:
-    b = lambda oid, **kw: Order(oid, "boleto", I0, D0, 1234.56, **kw)
-    p = lambda oid, **kw: Order(oid, "pix", P0, P0 + 30 * MIN, 89.9, **kw)
+    def b(oid, **kw):
+        return Order(oid, "boleto", I0, D0, 1234.56, **kw)
+
+    def p(oid, **kw):
+        return Order(oid, "pix", P0, P0 + 30 * MIN, 89.9, **kw)
+
     return [
         b("A"),  # never paid
         b("B", payments=[(I0 + 2 * H, 0, True)]),  # paid before the reminder

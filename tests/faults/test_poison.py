@@ -2,7 +2,6 @@
 reason, is counted in the metrics, and nothing else is disturbed."""
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from dataclasses import replace
@@ -27,7 +26,7 @@ def poison(valid: list[events.Event]) -> list[tuple[catalogue.Topic, bytes, byte
              "severity": "warning", "summary": "x", "details": {}}
     import datetime as dt
 
-    alert["occurred_at"] = dt.datetime.fromtimestamp(START_MS / 1000, dt.timezone.utc)
+    alert["occurred_at"] = dt.datetime.fromtimestamp(START_MS / 1000, dt.UTC)
     bad_total = replace(order, event_id=str(uuid.uuid4()), order_id="o-poison-1",
                         payload={**order.payload, "total": -150.0})
     return [

@@ -9,9 +9,9 @@ import pytest
 
 os.environ.setdefault("POSVENDA_DATA_DIR", "/tmp/posvenda-streams-tests")
 
-from projections import funnel  # noqa: E402
-from streams import sessions  # noqa: E402
-from topics.events import Event, encode  # noqa: E402
+from projections import funnel
+from streams import sessions
+from topics.events import Event, encode
 
 T0 = 1_741_611_600_000
 ANDROID = "Mozilla/5.0 (Linux; Android 13; SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36"

@@ -55,7 +55,7 @@ def test_trigger_records_round_trip(name):
 
     for field in raw["fields"]:
         if isinstance(field["type"], dict) and field["type"].get("logicalType") == "timestamp-millis":
-            record[field["name"]] = dt.datetime.fromtimestamp(record[field["name"]] / 1000, dt.timezone.utc)
+            record[field["name"]] = dt.datetime.fromtimestamp(record[field["name"]] / 1000, dt.UTC)
     assert codec.decode(codec.encode(name, record)) == (name, record)
 
 

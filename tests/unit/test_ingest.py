@@ -1,7 +1,7 @@
 """Ingest validation: each kind of bad line is named by line number, field and reason."""
 import json
-from datetime import datetime, timezone
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -53,6 +53,6 @@ def test_valid_lines_keep_their_id_and_time_and_bad_ones_are_numbered():
     results = list(parse_lines([ok, "", "{oops", good(source="fax")]))
     assert isinstance(results[0], Event)
     assert results[0].event_id == json.loads(ok)["event_id"]
-    expected = datetime(2026, 11, 20, 13, 45, 10, 123000, tzinfo=timezone.utc).timestamp() * 1000
+    expected = datetime(2026, 11, 20, 13, 45, 10, 123000, tzinfo=UTC).timestamp() * 1000
     assert results[0].occurred_at == int(expected)
     assert [(r.line, r.field) for r in results[1:]] == [(3, "(line)"), (4, "source")]

@@ -139,3 +139,20 @@ def test_figures_view_sums_partitions_and_computes_the_rate():
     assert body["methods"]["pix"]["recovery_rate"] is None and body["methods"]["pix"]["pending"] == 1
     assert body["actions"] == {"boleto": {"reminder": 2}, "pix": {}}
     assert body["total"]["actions"] == 2 and body["total"]["recovered_revenue_brl"] == 1235.56
+
+
+def test_the_same_old_log_folded_again_emits_nothing_and_moves_no_figure(tables):
+    # Given a month of orders folded once, and a newer event that lets their states go
+    log = scenario(7)
+    first = []
+    for offset, e in enumerate(sorted(log, key=lambda e: e.occurred_at)):
+        first += recovery.apply_event(e, 0, offset).actions
+    recovery.apply_event(ev("order_invoiced", T0 + 120 * DAY, {"invoice_number": "x"}, "o-late"), 0, len(log))
+    assert first and not tables["orders"], "every state dropped after the retention"
+    figures = dict(tables["figures"]["0"])
+    # When the same log arrives again (a backfill, a second replay)
+    again = []
+    for offset, e in enumerate(log, start=len(log) + 1):
+        again += recovery.apply_event(e, 0, offset).actions
+    # Then no customer hears about the past again and the figures stand
+    assert again == [] and tables["figures"]["0"] == figures and not tables["orders"]

@@ -240,3 +240,26 @@ def test_due_index_files_takes_and_bounds_its_chunks():
     assert taken == ["o-late"] and far_slot[0] == fold.bucket_of(base) + 3
     assert store == {}  # passed buckets are deleted
     assert scanned4 == fold.bucket_of(base + 10 * fold.BUCKET_MS - 1) - 1
+
+
+def test_a_charge_known_only_after_its_steps_fell_due_misses_them():
+    # Given a watermark already past the reminder when the boleto's charge is first seen (a PSP backlog)
+    known_at = T_REMINDER + H
+    state = fold.evolve(None, pending(), RULES, watermark_ms=known_at)
+    # Then the reminder is missed, never sent, and the later steps run as usual
+    statuses = {p.step: p.status for p in fold.plan(state, RULES)}
+    assert statuses == {"reminder": fold.MISSED, "last_call": fold.SCHEDULED, "new_boleto": fold.SCHEDULED}
+    assert [a.step for a in fold.decide(state, FAR, RULES)] == ["last_call", "new_boleto"]
+    # and a copy of the charge folded later does not move when it was known
+    assert fold.evolve(state, pending(), RULES, watermark_ms=FAR) == state
+    # while a charge arriving within the lateness misses nothing
+    on_time = fold.evolve(None, pending(), RULES, watermark_ms=ISSUED - LATENESS)
+    assert [a.step for a in fold.decide(on_time, FAR, RULES)] == ["reminder", "last_call", "new_boleto"]
+
+
+def test_an_order_older_than_the_retention_is_stale():
+    state = fold.evolve(None, pending(), RULES)
+    after_everything = fold.purge_at(state, RULES)
+    assert not fold.is_stale(state, after_everything, RULES)
+    assert fold.is_stale(state, after_everything + 1, RULES)
+    assert not fold.is_stale(None, FAR, RULES) and not fold.is_stale(state, None, RULES)
