@@ -95,18 +95,24 @@ def publish_live(settings: Settings, seed: int, speed: float, stop: threading.Ev
 
 
 def dashboard(settings: Settings) -> str:
-    from posvenda.live import render
+    from posvenda.live import backlog, render, render_recovery
 
     base = f"http://{settings.web_host}:{settings.web_port}"
-    parts = [f"posvenda demo: worker {base} (funnel {base}/funnel, metrics {base}/metrics), "
-             f"Prometheus http://127.0.0.1:9090, Ctrl-C to stop\n"]
+    parts = [(f"posvenda demo: worker {base} (funnel {base}/funnel, metrics {base}/metrics), "
+              "Prometheus http://127.0.0.1:9090, Ctrl-C to stop")]
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+        behind = backlog(response.read().decode())
+    parts.append(f"worker catching up: {behind:,} messages still to read (counts are still moving)\n" if behind > 100
+                 else "worker caught up with the log\n")
     body = _get(f"{base}/funnel", settings.api_token)
     parts.append("purchase funnel (sessions per step, conversion from the previous step)\n" + render(body))
-    for path, title in (("/recovery", "boleto/Pix recovery"), ("/alerts", "active alerts")):
-        try:
-            parts.append(f"\n{title}: {json.dumps(_get(base + path, settings.api_token), ensure_ascii=False)[:600]}")
-        except OSError:
-            pass
+    try:
+        parts.append("\nboleto/Pix recovery\n" + render_recovery(_get(base + "/recovery", settings.api_token)))
+        active = _get(base + "/alerts", settings.api_token)
+        parts.append(f"\nactive alerts: {active['count']}")
+        parts += [f"  {a['rule']} {a['subject']}: {a['summary']}" for a in active["alerts"][:10]]
+    except OSError:
+        pass
     return "\n".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""Renders the live funnel from a worker's /funnel view as a terminal table."""
+"""Renders a worker's live views for the terminal: the funnel table, recovery figures, backlog."""
 from __future__ import annotations
 
 import json
@@ -22,6 +22,31 @@ def render(body: dict) -> str:
             rates = " ".join(f"{'' if r is None else f'{r:.0%}':>12}" for r in [None, *row["conversion"].values()])
             lines.append(f"{'':10} {'  conversion':14} {rates}")
     return "\n".join(lines)
+
+
+def brl(amount: float) -> str:
+    """R$ 1.234,56: the Brazilian way of writing money."""
+    return "R$ " + f"{amount:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+
+
+def render_recovery(body: dict) -> str:
+    """One line per payment method of GET /recovery."""
+    lines = []
+    for method, m in body["methods"].items():
+        steps = ", ".join(f"{step} {n}" for step, n in sorted(body["actions"].get(method, {}).items())) or "none"
+        rate = "-" if m["recovery_rate"] is None else f"{m['recovery_rate']:.0%}"
+        lines.append(f"  {method:7} {m['charges']:>5} charges, {m['pending']:>4} pending, {m['targeted']:>4} targeted "
+                     f"(actions: {steps}); {m['recovered']} recovered = {brl(m['recovered_revenue_brl'])}, "
+                     f"rate {rate}")
+    return "\n".join(lines)
+
+
+def backlog(metrics_text: str) -> int:
+    """Messages the worker still has to read on the source topics (sum of posvenda_consumer_lag_messages)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return int(sum(sample.value for family in text_string_to_metric_families(metrics_text)
+                   if family.name == "posvenda_consumer_lag_messages" for sample in family.samples))
 
 
 def show_funnel(url: str | None, dimension: str, watch: float) -> int:
