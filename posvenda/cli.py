@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "alerts.alert_rules",
     "posvenda.cmd_campaigns",
     "posvenda.cmd_olist",
+    "posvenda.cmd_report",
 ]
 
 

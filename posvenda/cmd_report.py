@@ -1,0 +1,73 @@
+"""`posvenda report NAME`: an operations report (projections/reports.py) made from the log.
+
+The report replays the source topics from the start (as `posvenda rebuild` does, progress bar on
+stderr), folds the order, session and customer read models with the live code, and writes the
+table as CSV, XLSX, XML or JSON to --out or stdout.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    from projections.report_export import FORMATS
+    from projections.reports import REPORTS
+
+    p = sub.add_parser("report", help="an operations report from the log, as CSV, XLSX, XML or JSON")
+    p.add_argument("name", choices=sorted(REPORTS), help="which report")
+    p.add_argument("--out", type=Path, default=None, help="write here (format from the suffix) instead of stdout")
+    p.add_argument("--format", choices=FORMATS, default=None, help="csv (default), xlsx, xml or json")
+    p.add_argument("--days", type=int, default=14, help="last-days: how many days up to today (default 14)")
+    p.add_argument("--from", dest="start", type=dt.date.fromisoformat, default=None,
+                   help="birthdays: first day, YYYY-MM-DD (default today)")
+    p.add_argument("--to", dest="end", type=dt.date.fromisoformat, default=None,
+                   help="birthdays: last day, YYYY-MM-DD (default 30 days after --from)")
+    p.add_argument("--today", type=dt.date.fromisoformat, default=None,
+                   help="the local date the report is made on (default: today in POSVENDA_TIMEZONE)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_report)
+
+
+def inputs_from_log(settings, today: dt.date | None, progress=None):
+    from zoneinfo import ZoneInfo
+
+    from projections import order_history_fold, rebuild, reports, visits_fold
+
+    log = rebuild.read_log(settings, rebuild.SOURCES["customers"], progress)
+    tz = settings.business_timezone
+    return reports.Inputs(
+        orders=[order_history_fold.view(s) for _, s in sorted(rebuild.fold_orders(log).items())],
+        sessions=[visits_fold.view(s) for _, s in sorted(rebuild.fold_sessions(log).items())],
+        customer_events=reports.customer_events(r.event for r in log), timezone=tz,
+        today=today or dt.datetime.now(ZoneInfo(tz)).date())
+
+
+def cmd_report(args) -> int:
+    from tqdm import tqdm
+
+    from projections import report_export, reports
+    from streams.settings import Settings
+
+    settings = Settings.from_env()
+    with tqdm(unit="msg", desc=f"report {args.name}", disable=args.quiet, file=sys.stderr) as bar:
+        inputs = inputs_from_log(settings, args.today, bar)
+    try:
+        if args.name == "last-days":
+            table = reports.REPORTS[args.name](inputs, args.days)
+        elif args.name == "birthdays":
+            start = args.start or inputs.today
+            table = reports.birthdays(inputs, start, args.end or start + dt.timedelta(days=30))
+        else:
+            table = reports.REPORTS[args.name](inputs)
+    except ValueError as exc:
+        print(f"posvenda report: {exc}", file=sys.stderr)
+        return 2
+    data = report_export.render(table, report_export.format_for(args.out, args.format))
+    if args.out:
+        args.out.write_bytes(data)
+        print(f"report {args.name}: {len(table.rows)} rows written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0

@@ -1,0 +1,115 @@
+"""Operations reports end to end: simulated traffic in the real broker, `posvenda report` run as an
+operator would, each export format read back with its own reader, and every figure compared with
+an oracle computed here from the generated events (orders' statuses by the independent state
+machine of test_visits_customers_orders_e2e, not by projections/)."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from openpyxl import load_workbook
+
+from posvenda.simulate import generate
+from tests.conftest import REPO, settings_env
+from tests.e2e.test_visits_customers_orders_e2e import expected_orders, publish
+
+TZ = ZoneInfo("America/Sao_Paulo")
+START_MS = 1_741_611_600_000  # 2025-03-10T13:00Z
+TODAY = "2025-03-20"
+
+
+def report(settings, tmp_path, name: str, suffix: str, *extra) -> bytes:
+    out = tmp_path / f"{name}.{suffix}"
+    done = subprocess.run([sys.executable, "-m", "posvenda.cli", "report", name, "--today", TODAY, "--out", str(out),
+                           *extra], env=settings_env(settings), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"report {name}:" in done.stderr and "rows written" in done.stderr
+    return out.read_bytes()
+
+
+def number(text: str):
+    return None if text == "" else float(text) if "." in text else int(text)
+
+
+def test_reports_from_the_log_match_the_events(settings, tmp_path):
+    # Given simulated traffic (with late, out-of-order and impossible transitions) in the broker
+    events = list(generate(11, 2000, START_MS, impossible_fraction=0.1))
+    publish(settings, events)
+    orders = expected_orders(events)
+    placed = {}
+    for e in sorted(events, key=lambda e: (e.occurred_at, e.event_id)):
+        if e.type == "order_placed":
+            placed.setdefault(e.order_id, e)
+    assert len(placed) >= 30 and any(o["flagged"] for o in orders.values())
+
+    # When the orders-by-uf report is exported as CSV, it counts every order of each UF
+    want = defaultdict(lambda: [0, 0.0, 0, 0])
+    for oid, e in placed.items():
+        w = want[e.payload["uf"]]
+        w[0] += 1
+        w[1] += e.payload["total"]
+        w[2] += "shipped" in orders[oid]["reached"]
+        w[3] += orders[oid]["status"] == "cancelled"
+    rows = list(csv.DictReader(io.StringIO(report(settings, tmp_path, "orders-by-uf", "csv").decode())))
+    got = {r["uf"]: [int(r["orders"]), float(r["revenue_brl"]), int(r["shipped"]), int(r["cancelled"])] for r in rows}
+    assert got == {uf: [n, round(rev, 2), s, c] for uf, (n, rev, s, c) in want.items()}
+    assert [r["uf"] for r in rows] == sorted(want, key=lambda uf: (-want[uf][0], uf)), "busiest state first"
+
+    # and payment methods as XLSX: share of orders and the share of them that got paid
+    sheet = load_workbook(io.BytesIO(report(settings, tmp_path, "payment-methods", "xlsx"))).active
+    header, *body = [list(r) for r in sheet.iter_rows(values_only=True)]
+    got = {r[0]: dict(zip(header, r, strict=True)) for r in body}
+    by_method = defaultdict(list)
+    for oid, e in placed.items():
+        by_method[e.payload["payment_method"]].append(orders[oid])
+    assert set(got) == set(by_method)
+    for method, mine in by_method.items():
+        paid = [o for o in mine if "paid" in o["reached"]]
+        assert got[method]["orders"] == len(mine) and got[method]["paid"] == len(paid), method
+        assert got[method]["share"] == round(len(mine) / len(placed), 4), method
+        assert abs(got[method]["paid_revenue_brl"] - sum(o["total"] for o in paid)) < 0.01, method
+
+    # and the orders of the last 14 days as JSON, one row per local day, empty days included
+    body = json.loads(report(settings, tmp_path, "last-days", "json", "--days", "14"))
+    today = dt.date.fromisoformat(TODAY)
+    per_day = defaultdict(int)
+    for e in placed.values():
+        day = dt.datetime.fromtimestamp(e.occurred_at / 1000, TZ).date()
+        if today - dt.timedelta(days=13) <= day <= today:
+            per_day[day.isoformat()] += 1
+    assert len(body["rows"]) == 14 and body["rows"][-1]["day"] == TODAY
+    assert {r["day"]: r["orders"] for r in body["rows"] if r["orders"]} == dict(per_day)
+
+    # and the birthdays of a period as XML, by customer id only, erased customers left out
+    registered, erased = {}, set()
+    for e in sorted(events, key=lambda e: (e.occurred_at, e.event_id)):
+        if e.type == "customer_registered":
+            registered[e.customer_id] = e.payload.get("birth_date")
+        elif e.type == "customer_erasure_requested":
+            erased.add(e.customer_id)
+    start, end = dt.date(2025, 3, 1), dt.date(2025, 6, 30)
+
+    def in_period(birth: str | None) -> bool:
+        if not birth:
+            return False
+        month_day = birth[5:]
+        return start.strftime("%m-%d") <= ("03-01" if month_day == "02-29" else month_day) <= end.strftime("%m-%d")
+
+    want_birthdays = {cid for cid, birth in registered.items() if cid not in erased and in_period(birth)}
+    assert want_birthdays, "the simulated customers have birthdays in four months"
+    root = ET.fromstring(report(settings, tmp_path, "birthdays", "xml", "--from", str(start), "--to", str(end)))
+    assert root.tag == "report" and root.get("name") == "birthdays"
+    got_rows = [{child.tag: child.text for child in row} for row in root]
+    assert {r["customer_id"] for r in got_rows} == want_birthdays
+    for r in got_rows:
+        birth = dt.date.fromisoformat(registered[r["customer_id"]])
+        assert r["birthday"][5:] == birth.isoformat()[5:] or birth.isoformat()[5:] == "02-29"
+        assert int(r["turns"]) == 2025 - birth.year
+        assert set(r) == {"customer_id", "birthday", "turns"}, "no personal data beyond the id"

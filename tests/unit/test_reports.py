@@ -1,0 +1,99 @@
+"""The reports' pure functions on hand-written read-model records, and the export formats."""
+import csv
+import datetime as dt
+import io
+import json
+import uuid
+import xml.etree.ElementTree as ET
+
+import pytest
+from openpyxl import load_workbook
+
+from projections import report_export, reports
+from topics.events import Event
+
+TZ = "America/Sao_Paulo"
+H = 3_600_000
+MON_10H = 1_741_611_600_000  # 2025-03-10 10:00 in São Paulo (a Monday)
+
+
+def order(oid, total, status, reached, method="boleto", uf="SP", session=None, shipped_after_h=None, flagged=False):
+    timeline = [{"type": "order_placed", "kind": "transition", "at": MON_10H, "flagged": False}]
+    if shipped_after_h is not None:
+        timeline.append({"type": "order_shipped", "kind": "transition", "at": MON_10H + shipped_after_h * H,
+                         "flagged": flagged})
+    return {"order_id": oid, "placed_at": MON_10H, "total": total, "status": status, "reached": reached,
+            "payment_method": method, "uf": uf, "session_id": session, "timeline": timeline}
+
+
+def registered(cid, birth, sex="F", at=MON_10H):
+    return Event(str(uuid.uuid4()), "customer_registered", at, "web", None, cid, None,
+                 {"name": "x", "email": "x@y", "birth_date": birth, "sex": sex, "uf": "SP", "city": "c", "consents": []})
+
+
+def inputs(orders=(), sessions=(), customer_events=(), today=dt.date(2025, 3, 20)):
+    return reports.Inputs(list(orders), list(sessions), list(customer_events), TZ, today)
+
+
+ORDERS = [
+    order("a", 100.0, "delivered", ["delivered", "paid", "placed", "shipped"], shipped_after_h=10, session="s1"),
+    order("b", 300.0, "cancelled", ["cancelled", "payment_pending", "placed"], uf="RJ"),
+    order("c", 50.0, "paid", ["paid", "placed"], method="pix", shipped_after_h=5, flagged=True),
+]
+
+
+def test_orders_by_uf_and_value_by_outcome():
+    table = reports.orders_by_uf(inputs(ORDERS))
+    assert table.as_dicts()[0] == {"uf": "SP", "orders": 2, "revenue_brl": 150.0, "average_ticket_brl": 75.0,
+                                   "shipped": 1, "cancelled": 0}
+    outcome = {r["outcome"]: r for r in reports.order_value_by_outcome(inputs(ORDERS)).as_dicts()}
+    assert outcome["shipped"]["average_value_brl"] == 100.0 and outcome["cancelled"]["average_value_brl"] == 300.0
+
+
+def test_handling_time_ignores_a_flagged_shipment():
+    rows = reports.handling_time(inputs(ORDERS)).as_dicts()
+    assert rows == [{"method": "boleto", "orders_shipped": 1, "average_hours": 10.0, "median_hours": 10.0}]
+
+
+def test_orders_by_access_joins_the_session():
+    sessions = [{"session_id": "s1", "device": "mobile", "channel": "organic", "visits": []}]
+    rows = {(r["device"], r["channel"]): r["orders"] for r in reports.orders_by_access(inputs(ORDERS, sessions)).as_dicts()}
+    assert rows == {("mobile", "organic"): 1, ("unknown", "unknown"): 2}
+
+
+def test_accesses_by_local_weekday_and_hour():
+    sessions = [{"session_id": "s1", "visits": [{"started_at": MON_10H}, {"started_at": MON_10H + 24 * H}]}]
+    assert reports.accesses(inputs(sessions=sessions)).rows == [("monday", 10, 1), ("tuesday", 10, 1)]
+
+
+def test_age_bands_and_erasure():
+    erased = Event(str(uuid.uuid4()), "customer_erasure_requested", MON_10H + H, "crm", None, "c3", None, {"reason": "x"})
+    evs = [registered("c1", "2000-03-21"), registered("c2", "1980-01-01", "M"), registered("c3", "1990-01-01"), erased]
+    rows = reports.customers_by_age_sex(inputs(customer_events=evs)).rows
+    assert rows == [("18-24", "F", 1), ("45-54", "M", 1)]  # c1 is 24 until 21 March 2025; c3 erased
+
+
+def test_birthdays_across_a_year_end_and_on_29_february():
+    evs = [registered("c1", "1996-02-29"), registered("c2", "1990-12-31"), registered("c3", "1990-06-15")]
+    table = reports.birthdays(inputs(customer_events=evs), dt.date(2024, 12, 1), dt.date(2025, 3, 5))
+    assert table.rows == [("c2", "2024-12-31", 34), ("c1", "2025-03-01", 29)]
+    with pytest.raises(ValueError, match="ends"):
+        reports.birthdays(inputs(), dt.date(2025, 3, 5), dt.date(2025, 3, 1))
+
+
+def test_last_days_lists_every_day_of_the_period():
+    table = reports.daily_ticket(inputs(ORDERS), days=14)
+    assert len(table.rows) == 14 and table.rows[0][0] == "2025-03-07" and table.rows[3] == ("2025-03-10", 3, 450.0, 150.0)
+
+
+def test_every_export_reads_back():
+    table = reports.Table("t", "T", ("a", "b"), [("SP", 1.5), ("RJ", None)])
+    assert list(csv.reader(io.StringIO(report_export.render(table, "csv").decode()))) == [["a", "b"], ["SP", "1.5"], ["RJ", ""]]
+    root = ET.fromstring(report_export.render(table, "xml"))
+    assert [(r.find("a").text, r.find("b").text) for r in root] == [("SP", "1.5"), ("RJ", None)]
+    sheet = load_workbook(io.BytesIO(report_export.render(table, "xlsx"))).active
+    assert list(sheet.iter_rows(values_only=True)) == [("a", "b"), ("SP", 1.5), ("RJ", None)]
+    assert json.loads(report_export.render(table, "json"))["rows"][1] == {"a": "RJ", "b": None}
+    assert report_export.format_for(None, None) == "csv"
+    with pytest.raises(ValueError, match="unknown report format"):
+        report_export.render(table, "pdf")
