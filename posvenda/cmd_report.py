@@ -40,7 +40,7 @@ def inputs_from_log(settings, today: dt.date | None, progress=None):
     return reports.Inputs(
         orders=[order_history_fold.view(s) for _, s in sorted(rebuild.fold_orders(log).items())],
         sessions=[visits_fold.view(s) for _, s in sorted(rebuild.fold_sessions(log).items())],
-        customer_events=reports.customer_events(r.event for r in log), timezone=tz,
+        events=reports.side_events(r.event for r in log), timezone=tz,
         today=today or dt.datetime.now(ZoneInfo(tz)).date())
 
 

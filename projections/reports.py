@@ -1,7 +1,8 @@
 """The operations reports of DOMAIN.md as pure functions over the read models.
 
 Each report takes the order records (order_history_fold.view), the session records
-(visits_fold.view) and the customers' own events, all rebuilt from the log, and returns a Table:
+(visits_fold.view) and the events of customers, NPS answers and support tickets, all from the log,
+and returns a Table:
 named columns and rows of plain values, which projections/report_export.py writes as CSV, XLSX,
 XML or JSON. Statuses come from the order state machine, so a flagged transition (shipped before
 paid) counts for nothing here either. Days and hours are local to the business time zone.
@@ -38,7 +39,7 @@ class Inputs:
     """What every report may read; `today` is the local date the report is made on."""
     orders: list[dict]
     sessions: list[dict]
-    customer_events: list  # customer_registered / customer_erasure_requested Events
+    events: list  # customer, NPS and ticket Events (see `side_events`)
     timezone: str
     today: dt.date
 
@@ -49,6 +50,10 @@ def _money(value: float) -> float:
 
 def _average(total: float, n: int) -> float | None:
     return round(total / n, 2) if n else None
+
+
+def _sorted(events: Iterable, *types: str) -> list:
+    return sorted((e for e in events if e.type in types), key=lambda e: (e.occurred_at, e.event_id))
 
 
 def _placed(inputs: Inputs) -> list[dict]:
@@ -155,7 +160,7 @@ def orders_by_access(inputs: Inputs) -> Table:
 def _profiles(inputs: Inputs) -> dict[str, dict]:
     """Customer id -> the latest registration payload, without the erased customers."""
     profiles, erased = {}, set()
-    for e in sorted(inputs.customer_events, key=lambda e: (e.occurred_at, e.event_id)):
+    for e in _sorted(inputs.events, "customer_registered", "customer_erasure_requested"):
         if e.type == "customer_registered":
             profiles[e.customer_id] = e.payload
         elif e.type == "customer_erasure_requested":
@@ -219,6 +224,70 @@ def handling_time(inputs: Inputs) -> Table:
                  ("method", "orders_shipped", "average_hours", "median_hours"), rows)
 
 
+def late_deliveries(inputs: Inputs) -> Table:
+    """Deliveries later than promised by carrier and UF, with the store's dispatch time (placed to
+    shipped) beside the carrier's transit time: is the bottleneck the carrier or our dispatch?"""
+    cells = defaultdict(lambda: [0, 0, 0.0, 0.0])
+    for o in _placed(inputs):
+        shipped, delivered = _transition_at(o, "order_shipped"), _transition_at(o, "order_delivered")
+        if shipped is None or delivered is None or o.get("promised_delivery_at") is None:
+            continue
+        c = cells[(o.get("carrier") or "unknown", o["uf"] or "unknown")]
+        c[0] += 1
+        c[1] += delivered > o["promised_delivery_at"]
+        c[2] += (shipped - o["placed_at"]) / 3_600_000
+        c[3] += (delivered - shipped) / 3_600_000
+    rows = [(carrier, uf, n, late, round(late / n, 4), round(dispatch / n, 1), round(transit / n, 1))
+            for (carrier, uf), (n, late, dispatch, transit) in sorted(cells.items())]
+    return Table("late-deliveries", "Late deliveries by carrier and UF, dispatch vs transit time",
+                 ("carrier", "uf", "deliveries", "late", "late_rate", "average_dispatch_hours",
+                  "average_transit_hours"), rows)
+
+
+def nps(inputs: Inputs) -> Table:
+    """NPS per local month of the answer: % promoters (9-10) minus % detractors (0-6)."""
+    cells = defaultdict(lambda: [0, 0, 0])
+    for e in _sorted(inputs.events, "nps_answered"):
+        month = _local(e.occurred_at, inputs.timezone).strftime("%Y-%m")
+        score = e.payload["score"]
+        cells[month][0 if score >= 9 else 1 if score >= 7 else 2] += 1
+    rows = []
+    for month, (promoters, passives, detractors) in sorted(cells.items()):
+        n = promoters + passives + detractors
+        rows.append((month, n, promoters, passives, detractors, round(100 * (promoters - detractors) / n, 1)))
+    return Table("nps", "Net Promoter Score by month", ("month", "answers", "promoters", "passives", "detractors", "nps"),
+                 rows)
+
+
+def support(inputs: Inputs) -> Table:
+    """Tickets by channel and category: first response and resolution times, and how many were a
+    customer coming back with the same problem (an earlier ticket of theirs in the same category)."""
+    opened, answered, resolved = {}, {}, {}
+    for e in _sorted(inputs.events, "ticket_opened", "ticket_answered", "ticket_resolved"):
+        number = e.payload["ticket_number"]
+        target = {"ticket_opened": opened, "ticket_answered": answered, "ticket_resolved": resolved}[e.type]
+        target.setdefault(number, e)  # the earliest of each: a re-sent event changes nothing
+    cells = defaultdict(lambda: [0, 0, 0.0, 0, 0.0, 0])
+    seen = set()
+    for number, e in sorted(opened.items(), key=lambda kv: (kv[1].occurred_at, kv[0])):
+        c = cells[(e.payload["channel"], e.payload["category"])]
+        c[0] += 1
+        if number in answered:
+            c[1] += 1
+            c[2] += (answered[number].occurred_at - e.occurred_at) / 3_600_000
+        if number in resolved:
+            c[3] += 1
+            c[4] += (resolved[number].occurred_at - e.occurred_at) / 3_600_000
+        problem = (e.customer_id, e.payload["category"])
+        c[5] += e.customer_id is not None and problem in seen
+        seen.add(problem)
+    rows = [(channel, category, n, nans, _average(tans, nans), nres, _average(tres, nres), repeated)
+            for (channel, category), (n, nans, tans, nres, tres, repeated) in sorted(cells.items())]
+    return Table("support", "Support tickets: response and resolution time by channel and category",
+                 ("channel", "category", "tickets", "answered", "average_first_response_hours", "resolved",
+                  "average_resolution_hours", "repeated_problem"), rows)
+
+
 REPORTS: dict[str, Callable[..., Table]] = {
     "orders-by-uf": orders_by_uf,
     "payment-methods": payment_methods,
@@ -230,8 +299,16 @@ REPORTS: dict[str, Callable[..., Table]] = {
     "customers-by-age-sex": customers_by_age_sex,
     "birthdays": birthdays,
     "handling-time": handling_time,
+    "late-deliveries": late_deliveries,
+    "nps": nps,
+    "support": support,
 }
 
 
-def customer_events(events: Iterable) -> list:
-    return [e for e in events if e.type in ("customer_registered", "customer_erasure_requested")]
+SIDE_TYPES = frozenset({"customer_registered", "customer_erasure_requested", "nps_answered", "ticket_opened",
+                        "ticket_answered", "ticket_resolved"})
+
+
+def side_events(events: Iterable) -> list:
+    """The events the reports read beside the order and session records."""
+    return [e for e in events if e.type in SIDE_TYPES]

@@ -113,3 +113,36 @@ def test_reports_from_the_log_match_the_events(settings, tmp_path):
         assert r["birthday"][5:] == birth.isoformat()[5:] or birth.isoformat()[5:] == "02-29"
         assert int(r["turns"]) == 2025 - birth.year
         assert set(r) == {"customer_id", "birthday", "turns"}, "no personal data beyond the id"
+
+    # and NPS per month: % promoters (9-10) minus % detractors (0-6) of the answers
+    by_month = defaultdict(list)
+    for e in {e.event_id: e for e in events if e.type == "nps_answered"}.values():
+        by_month[dt.datetime.fromtimestamp(e.occurred_at / 1000, TZ).strftime("%Y-%m")].append(e.payload["score"])
+    rows = list(csv.DictReader(io.StringIO(report(settings, tmp_path, "nps", "csv").decode())))
+    assert {r["month"]: (int(r["answers"]), float(r["nps"])) for r in rows} == {
+        m: (len(s), round(100 * (sum(x >= 9 for x in s) - sum(x <= 6 for x in s)) / len(s), 1)) for m, s in by_month.items()}
+
+    # and support tickets: response and resolution times per channel and category
+    first = {}
+    for e in sorted(events, key=lambda e: (e.occurred_at, e.event_id)):
+        if e.type in ("ticket_opened", "ticket_answered", "ticket_resolved"):
+            first.setdefault((e.type, e.payload["ticket_number"]), e)
+    tickets = defaultdict(lambda: {"tickets": 0, "answered": 0, "resolved": 0, "response_h": []})
+    for (kind, number), e in first.items():
+        if kind != "ticket_opened":
+            continue
+        t = tickets[(e.payload["channel"], e.payload["category"])]
+        t["tickets"] += 1
+        if ("ticket_answered", number) in first:
+            t["answered"] += 1
+            t["response_h"].append((first[("ticket_answered", number)].occurred_at - e.occurred_at) / 3_600_000)
+        t["resolved"] += ("ticket_resolved", number) in first
+    assert tickets, "the simulator opens support tickets"
+    body = json.loads(report(settings, tmp_path, "support", "json"))
+    got = {(r["channel"], r["category"]): r for r in body["rows"]}
+    assert set(got) == set(tickets)
+    for key, t in tickets.items():
+        r = got[key]
+        assert (r["tickets"], r["answered"], r["resolved"]) == (t["tickets"], t["answered"], t["resolved"]), key
+        if t["response_h"]:
+            assert abs(r["average_first_response_hours"] - sum(t["response_h"]) / len(t["response_h"])) < 0.01, key

@@ -31,8 +31,8 @@ def registered(cid, birth, sex="F", at=MON_10H):
                  {"name": "x", "email": "x@y", "birth_date": birth, "sex": sex, "uf": "SP", "city": "c", "consents": []})
 
 
-def inputs(orders=(), sessions=(), customer_events=(), today=dt.date(2025, 3, 20)):
-    return reports.Inputs(list(orders), list(sessions), list(customer_events), TZ, today)
+def inputs(orders=(), sessions=(), events=(), today=dt.date(2025, 3, 20)):
+    return reports.Inputs(list(orders), list(sessions), list(events), TZ, today)
 
 
 ORDERS = [
@@ -69,13 +69,13 @@ def test_accesses_by_local_weekday_and_hour():
 def test_age_bands_and_erasure():
     erased = Event(str(uuid.uuid4()), "customer_erasure_requested", MON_10H + H, "crm", None, "c3", None, {"reason": "x"})
     evs = [registered("c1", "2000-03-21"), registered("c2", "1980-01-01", "M"), registered("c3", "1990-01-01"), erased]
-    rows = reports.customers_by_age_sex(inputs(customer_events=evs)).rows
+    rows = reports.customers_by_age_sex(inputs(events=evs)).rows
     assert rows == [("18-24", "F", 1), ("45-54", "M", 1)]  # c1 is 24 until 21 March 2025; c3 erased
 
 
 def test_birthdays_across_a_year_end_and_on_29_february():
     evs = [registered("c1", "1996-02-29"), registered("c2", "1990-12-31"), registered("c3", "1990-06-15")]
-    table = reports.birthdays(inputs(customer_events=evs), dt.date(2024, 12, 1), dt.date(2025, 3, 5))
+    table = reports.birthdays(inputs(events=evs), dt.date(2024, 12, 1), dt.date(2025, 3, 5))
     assert table.rows == [("c2", "2024-12-31", 34), ("c1", "2025-03-01", 29)]
     with pytest.raises(ValueError, match="ends"):
         reports.birthdays(inputs(), dt.date(2025, 3, 5), dt.date(2025, 3, 1))
@@ -97,3 +97,45 @@ def test_every_export_reads_back():
     assert report_export.format_for(None, None) == "csv"
     with pytest.raises(ValueError, match="unknown report format"):
         report_export.render(table, "pdf")
+
+
+def ev(type_, at, payload, customer="c1"):
+    return Event(str(uuid.uuid4()), type_, at, "crm", None, customer, None, payload)
+
+
+def test_nps_by_month():
+    evs = [ev("nps_answered", MON_10H, {"score": s}) for s in (10, 9, 8, 3)] + [ev("nps_answered", MON_10H + 30 * 24 * H,
+                                                                              {"score": 0})]
+    assert reports.nps(inputs(events=evs)).rows == [("2025-03", 4, 2, 1, 1, 25.0), ("2025-04", 1, 0, 0, 1, -100.0)]
+
+
+def test_support_times_and_repeated_problems():
+    def ticket(number, at, category="delivery", customer="c1", answer_h=None, resolve_h=None):
+        out = [ev("ticket_opened", at, {"ticket_number": number, "channel": "whatsapp", "category": category,
+                                        "confirmation_sent": True}, customer)]
+        if answer_h is not None:
+            out.append(ev("ticket_answered", at + answer_h * H, {"ticket_number": number, "channel": "whatsapp"}, customer))
+        if resolve_h is not None:
+            out.append(ev("ticket_resolved", at + resolve_h * H, {"ticket_number": number}, customer))
+        return out
+
+    evs = ticket("t1", MON_10H, answer_h=2, resolve_h=10) + ticket("t2", MON_10H + 48 * H, answer_h=4) \
+        + ticket("t3", MON_10H, category="payment", customer="c2")
+    evs.append(evs[0])  # a re-sent ticket_opened changes nothing
+    rows = {r["category"]: r for r in reports.support(inputs(events=evs)).as_dicts()}
+    assert rows["delivery"] == {"channel": "whatsapp", "category": "delivery", "tickets": 2, "answered": 2,
+                                "average_first_response_hours": 3.0, "resolved": 1, "average_resolution_hours": 10.0,
+                                "repeated_problem": 1}
+    assert rows["payment"]["answered"] == 0 and rows["payment"]["average_first_response_hours"] is None
+
+
+def test_late_deliveries_split_dispatch_and_transit():
+    def delivered(oid, shipped_h, delivered_h, promised_h, carrier="jadlog"):
+        o = order(oid, 10.0, "delivered", ["delivered"], shipped_after_h=shipped_h)
+        o["timeline"].append({"type": "order_delivered", "kind": "transition", "at": MON_10H + delivered_h * H,
+                              "flagged": False})
+        return {**o, "carrier": carrier, "promised_delivery_at": MON_10H + promised_h * H}
+
+    rows = reports.late_deliveries(inputs([delivered("a", 10, 50, 40), delivered("b", 30, 60, 72)])).as_dicts()
+    assert rows == [{"carrier": "jadlog", "uf": "SP", "deliveries": 2, "late": 1, "late_rate": 0.5,
+                     "average_dispatch_hours": 20.0, "average_transit_hours": 35.0}]
