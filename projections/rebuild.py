@@ -65,12 +65,14 @@ def admitted(topic: catalogue.Topic, value: bytes, now_ms: int) -> events.Event 
     return event
 
 
-def read_log(settings, topics, progress=None) -> list[Replayed]:
-    """Every admitted event of `topics`, partition by partition, up to the log end at the start."""
+def _read_to_end(settings, topics, on_message, progress=None) -> None:
+    """Calls on_message(topic, message) for every message of `topics`, partition by partition, up to
+    the log end captured at the start (kafka-python, no consumer group)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                             client_id="posvenda-rebuild", **settings.kafka_python_config())
+                             client_id="posvenda-rebuild", isolation_level="read_committed",
+                             **settings.kafka_python_config())
     try:
         by_name = {settings.topic_name(t): t for t in topics}
         partitions = [TopicPartition(name, p) for name in by_name
@@ -82,8 +84,6 @@ def read_log(settings, topics, progress=None) -> list[Replayed]:
         remaining = {tp for tp in partitions if end[tp] > begin[tp]}
         if progress is not None:
             progress.reset(total=sum(end[tp] - begin[tp] for tp in partitions))
-        now_ms = int(time.time() * 1000)
-        out: list[Replayed] = []
         while remaining:
             for tp, messages in consumer.poll(timeout_ms=1000, max_records=5000).items():
                 if tp not in remaining:
@@ -91,18 +91,41 @@ def read_log(settings, topics, progress=None) -> list[Replayed]:
                 for m in messages:
                     if m.offset >= end[tp]:
                         break
-                    event = admitted(by_name[tp.topic], m.value, now_ms)
-                    if event is not None:
-                        out.append(Replayed(by_name[tp.topic], tp.partition, m.offset, event))
+                    on_message(by_name[tp.topic], m)
                     if progress is not None:
                         progress.update(1)
                 if consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
                     consumer.pause(tp)
-        out.sort(key=lambda r: (r.topic.name, r.partition, r.offset))
-        return out
     finally:
         consumer.close()
+
+
+def read_log(settings, topics, progress=None) -> list[Replayed]:
+    """Every admitted event of `topics`, partition by partition, up to the log end at the start."""
+    now_ms = int(time.time() * 1000)
+    out: list[Replayed] = []
+
+    def keep(topic, m) -> None:
+        event = admitted(topic, m.value, now_ms)
+        if event is not None:
+            out.append(Replayed(topic, m.partition, m.offset, event))
+
+    _read_to_end(settings, topics, keep, progress)
+    out.sort(key=lambda r: (r.topic.name, r.partition, r.offset))
+    return out
+
+
+def read_latest(settings, topic: catalogue.Topic, progress=None) -> dict[str, dict]:
+    """A compacted projection topic as downstream systems see it: the newest record per key (a
+    tombstone removes the key), as the workers have published them so far."""
+    latest: dict[str, dict | None] = {}
+
+    def keep(_topic, m) -> None:
+        latest[m.key.decode()] = json.loads(m.value) if m.value is not None else None
+
+    _read_to_end(settings, (topic,), keep, progress)
+    return {k: v for k, v in latest.items() if v is not None}
 
 
 # --- the folds over the replayed log -----------------------------------------------------------

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from openpyxl import load_workbook
 
 from posvenda.simulate import generate
-from tests.conftest import REPO, settings_env
+from tests.conftest import REPO, settings_env, wait_until
 from tests.e2e.test_visits_customers_orders_e2e import expected_orders, publish
 
 TZ = ZoneInfo("America/Sao_Paulo")
@@ -146,3 +146,16 @@ def test_reports_from_the_log_match_the_events(settings, tmp_path):
         assert (r["tickets"], r["answered"], r["resolved"]) == (t["tickets"], t["answered"], t["resolved"]), key
         if t["response_h"]:
             assert abs(r["average_first_response_hours"] - sum(t["response_h"]) / len(t["response_h"])) < 0.01, key
+
+
+def test_live_reports_from_the_projection_topics_equal_the_replay(settings, worker_factory, tmp_path):
+    # Given traffic folded by a worker, which keeps projections.orders and projections.visits current
+    publish(settings, list(generate(12, 800, START_MS, impossible_fraction=0.1)))
+    worker_factory(settings)
+    # When each order- and session-based report is read from those compacted topics (--live)
+    for name in ("orders-by-uf", "payment-methods", "handling-time", "late-deliveries", "orders-by-access", "accesses"):
+        replayed = report(settings, tmp_path, name, "json")
+        # Then it equals the report folded from the log, once the worker has caught up
+        wait_until(lambda n=name, r=replayed: report(settings, tmp_path, n, "json", "--live") == r, timeout=120,
+                   what=f"the live {name} report to equal the replayed one")
+    assert json.loads(report(settings, tmp_path, "orders-by-uf", "json", "--live"))["rows"], "not an empty report"
