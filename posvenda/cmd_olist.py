@@ -56,20 +56,22 @@ def cmd_replay(args) -> int:
     except olist.DatasetError as exc:
         print(f"posvenda olist replay: {exc}", file=sys.stderr)
         return 2
-    events = list(olist.replay(orders))
+    events, rejected = olist.replay(orders)
+    for line in rejected:
+        print(f"posvenda olist replay: {directory}: {line}", file=sys.stderr)
     if args.out:
         write_jsonl(events, args.out)
     if args.no_produce:
-        print(f"olist: {len(orders)} orders, {len(events)} events written to {args.out}")
-        return 0
+        print(f"olist: {len(orders)} orders, {len(events)} events written to {args.out}, {len(rejected)} rejected")
+        return 1 if rejected else 0
     from posvenda.cli import _settings
     from posvenda.publish import Publisher
 
     with Publisher(_settings()) as publisher:
         for event in tqdm(events, unit="ev", desc=f"olist {directory.name}", disable=args.quiet, file=sys.stderr):
             publisher.publish(event)
-    print(f"olist: {len(orders)} orders from {directory}, {publisher.sent} events published")
-    return 0
+    print(f"olist: {len(orders)} orders from {directory}, {publisher.sent} events published, {len(rejected)} rejected")
+    return 1 if rejected else 0
 
 
 def cmd_subset(args) -> int:

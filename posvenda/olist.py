@@ -27,7 +27,7 @@ import gzip
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -189,11 +189,17 @@ def order_events(order: Order) -> list[Event]:
     return sorted(out, key=lambda e: e.occurred_at)
 
 
-def replay(orders: Iterable[Order]) -> Iterator[Event]:
-    """Every order's events merged in event time, as the log would have received them."""
-    merged = [e for order in orders for e in order_events(order)]
+def replay(orders: Iterable[Order]) -> tuple[list[Event], list[str]]:
+    """Every order's events merged in event time, as the log would have received them, and one
+    line per order that could not be read ("order <id>: <reason>"; none of its events is kept)."""
+    merged, rejected = [], []
+    for order in orders:
+        try:
+            merged.extend(order_events(order))
+        except (ValueError, KeyError, TypeError) as exc:
+            rejected.append(f"order {order.row.get('order_id')}: {type(exc).__name__}: {exc}")
     merged.sort(key=lambda e: (e.occurred_at, e.order_id or "", e.event_id))
-    return iter(merged)
+    return merged, rejected
 
 
 def write_subset(source: Path, target: Path, limit: int) -> int:
