@@ -77,14 +77,21 @@ def worker_rate(s: Settings, expected: int, port: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=3000)
+    parser.add_argument("--sessions", type=int, default=3000, help="simulated sessions (default 3000)")
+    parser.add_argument("--olist", type=Path, default=None,
+                        help="measure on the Olist dataset in this folder instead (real orders: posvenda olist)")
     parser.add_argument("--port", type=int, default=6199)
     args = parser.parse_args()
     base = Settings.from_env()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     s = replace(base, topic_prefix=prefix, app_id=prefix + "posvenda", data_dir=Path(tempfile.mkdtemp()) / "worker")
     create_topics(s)
-    sample = list(generate(5, args.sessions, START_MS))
+    if args.olist:
+        from posvenda import olist
+
+        sample, _rejected = olist.replay(olist.load(args.olist))
+    else:
+        sample = list(generate(5, args.sessions, START_MS))
     started = time.perf_counter()
     with Publisher(s) as publisher:
         for event in sample:
