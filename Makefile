@@ -50,7 +50,7 @@ stop:  ## stop the local broker and Prometheus
 
 bench: install
 	infra/kafka.sh start
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 dashboards: install  ## regenerate the Grafana dashboards JSON from alerts/dashboards.py
 	$(BIN)/posvenda dashboards build
