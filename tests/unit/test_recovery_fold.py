@@ -245,13 +245,17 @@ def test_due_index_files_takes_and_bounds_its_chunks():
 def test_a_charge_known_only_after_its_steps_fell_due_misses_them():
     # Given a watermark already past the reminder when the boleto's charge is first seen (a PSP backlog)
     known_at = T_REMINDER + H
-    state = fold.evolve(None, pending(), RULES, watermark_ms=known_at)
+    charge = pending()
+    state = fold.evolve(None, charge, RULES, watermark_ms=known_at)
     # Then the reminder is missed, never sent, and the later steps run as usual
     statuses = {p.step: p.status for p in fold.plan(state, RULES)}
     assert statuses == {"reminder": fold.MISSED, "last_call": fold.SCHEDULED, "new_boleto": fold.SCHEDULED}
     assert [a.step for a in fold.decide(state, FAR, RULES)] == ["last_call", "new_boleto"]
-    # and a copy of the charge folded later does not move when it was known
-    assert fold.evolve(state, pending(), RULES, watermark_ms=FAR) == state
+    # and the charge redelivered, or sent again under another event id, does not move when it was known
+    assert fold.evolve(state, charge, RULES, watermark_ms=FAR) == state
+    for _ in range(20):  # another id sorts before or after the first one: both ways
+        again = fold.evolve(state, pending(), RULES, watermark_ms=FAR)
+        assert {p.step: p.status for p in fold.plan(again, RULES)} == statuses
     # while a charge arriving within the lateness misses nothing
     on_time = fold.evolve(None, pending(), RULES, watermark_ms=ISSUED - LATENESS)
     assert [a.step for a in fold.decide(on_time, FAR, RULES)] == ["reminder", "last_call", "new_boleto"]
