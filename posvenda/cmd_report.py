@@ -24,9 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=FORMATS, default=None, help="csv (default), xlsx, xml or json")
     p.add_argument("--days", type=int, default=14, help="last-days: how many days up to today (default 14)")
     p.add_argument("--from", dest="start", type=dt.date.fromisoformat, default=None,
-                   help="birthdays: first day, YYYY-MM-DD (default today)")
+                   help="birthdays, replenishment: first day, YYYY-MM-DD (default today)")
     p.add_argument("--to", dest="end", type=dt.date.fromisoformat, default=None,
-                   help="birthdays: last day, YYYY-MM-DD (default 30 days after --from)")
+                   help="birthdays, replenishment: last day, YYYY-MM-DD (default 30 days after --from)")
     p.add_argument("--today", type=dt.date.fromisoformat, default=None,
                    help="the local date the report is made on (default: today in POSVENDA_TIMEZONE)")
     p.add_argument("--live", action="store_true",
@@ -68,9 +68,9 @@ def cmd_report(args) -> int:
     try:
         if args.name == "last-days":
             table = reports.REPORTS[args.name](inputs, args.days)
-        elif args.name == "birthdays":
+        elif args.name in ("birthdays", "replenishment"):
             start = args.start or inputs.today
-            table = reports.birthdays(inputs, start, args.end or start + dt.timedelta(days=30))
+            table = reports.REPORTS[args.name](inputs, start, args.end or start + dt.timedelta(days=30))
         else:
             table = reports.REPORTS[args.name](inputs)
     except ValueError as exc:

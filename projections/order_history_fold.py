@@ -89,6 +89,8 @@ def _entry(event) -> list:
     details = {name: event.payload.get(name) for name in DETAIL_FIELDS[event.type]}
     if event.type in ("order_placed", "return_requested", "order_returned"):
         details["items"] = sum(item["quantity"] for item in event.payload["items"])
+    if event.type == "order_placed":  # which products, for the replenishment reminders
+        details["products"] = [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in event.payload["items"]]
     return [event.occurred_at, RANK[event.type], event.event_id, event.type, details]
 
 
@@ -171,7 +173,8 @@ def view(state: dict) -> dict:
     return {
         "order_id": state["order_id"], "customer_id": state["customer_id"], "session_id": state["session_id"],
         "status": r["status"], "reached": r["reached"], "placed_at": placed.get("at"),
-        "total": placed.get("total"), "payment_method": placed.get("payment_method"), "uf": placed.get("uf"),
+        "total": placed.get("total"), "products": placed.get("products"), "payment_method": placed.get("payment_method"),
+        "uf": placed.get("uf"),
         "promised_delivery_at": placed.get("promised_delivery_at"),
         "carrier": shipped.get("carrier") or placed.get("carrier"), "tracking_code": shipped.get("tracking_code"),
         "payment_methods": r["payment_methods"], "flagged_count": len(r["flagged"]),

@@ -16,6 +16,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -288,6 +289,49 @@ def support(inputs: Inputs) -> Table:
                   "average_resolution_hours", "repeated_problem"), rows)
 
 
+REPLENISHMENT_CONFIG = Path(__file__).resolve().parent.parent / "alerts" / "replenishment.toml"
+
+
+def replenishment_days(path: Path = REPLENISHMENT_CONFIG) -> dict[str, int]:
+    """Product id -> re-buy interval in days, from alerts/replenishment.toml."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    days = doc.get("products", {})
+    bad = [pid for pid, n in days.items() if not isinstance(n, int) or isinstance(n, bool) or n <= 0]
+    if bad:
+        raise ValueError(f"{path}: [products] {bad[0]}: the interval must be a whole number of days > 0")
+    return dict(days)
+
+
+def replenishment(inputs: Inputs, start: dt.date, end: dt.date, days: dict[str, int] | None = None) -> Table:
+    """Reminders due between `start` and `end`: for each customer and product with a re-buy
+    interval, the latest delivery of it plus the interval (a returned order does not count)."""
+    if end < start:
+        raise ValueError(f"replenishment: the period ends ({end}) before it starts ({start})")
+    days = replenishment_days() if days is None else days
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    for o in _placed(inputs):
+        delivered = _transition_at(o, "order_delivered")
+        if delivered is None or not o["customer_id"] or "returned" in o["reached"]:
+            continue
+        for item in o.get("products") or ():
+            key = (o["customer_id"], item["product_id"])
+            if item["product_id"] in days and (key not in latest or latest[key] < (delivered, o["order_id"])):
+                latest[key] = (delivered, o["order_id"])
+    rows = []
+    for (cid, pid), (delivered, oid) in latest.items():
+        last = _local(delivered, inputs.timezone).date()
+        due = last + dt.timedelta(days=days[pid])
+        if start <= due <= end:
+            rows.append((due.isoformat(), cid, pid, last.isoformat(), oid))
+    return Table("replenishment", f"Replenishment reminders due from {start} to {end}",
+                 ("due_on", "customer_id", "product_id", "last_delivered_on", "order_id"), sorted(rows))
+
+
 REPORTS: dict[str, Callable[..., Table]] = {
     "orders-by-uf": orders_by_uf,
     "payment-methods": payment_methods,
@@ -302,6 +346,7 @@ REPORTS: dict[str, Callable[..., Table]] = {
     "late-deliveries": late_deliveries,
     "nps": nps,
     "support": support,
+    "replenishment": replenishment,
 }
 
 

@@ -114,6 +114,27 @@ def test_reports_from_the_log_match_the_events(settings, tmp_path):
         assert int(r["turns"]) == 2025 - birth.year
         assert set(r) == {"customer_id", "birthday", "turns"}, "no personal data beyond the id"
 
+    # and the replenishment reminders: the latest delivery of each consumable, plus its interval
+    import tomllib
+
+    interval = tomllib.loads((REPO / "alerts" / "replenishment.toml").read_text())["products"]
+    latest = {}
+    for oid, o in orders.items():
+        if "delivered" not in o["reached"] or "returned" in o["reached"]:
+            continue
+        delivered = min(e.occurred_at for e in events if e.order_id == oid and e.type == "order_delivered"
+                        and e.event_id not in o["flagged"])
+        for item in placed[oid].payload["items"]:
+            key = (o["customer_id"], item["product_id"])
+            if item["product_id"] in interval and latest.get(key, (0,)) < (delivered, oid):
+                latest[key] = (delivered, oid)
+    want_due = {(cid, pid, (dt.datetime.fromtimestamp(at / 1000, TZ).date() + dt.timedelta(days=interval[pid])).isoformat(),
+                 oid) for (cid, pid), (at, oid) in latest.items()}
+    assert want_due, "a simulated customer had a consumable delivered"
+    rows = list(csv.DictReader(io.StringIO(report(settings, tmp_path, "replenishment", "csv", "--from", "2025-03-01",
+                                                  "--to", "2025-12-31").decode())))
+    assert {(r["customer_id"], r["product_id"], r["due_on"], r["order_id"]) for r in rows} == want_due
+
     # and NPS per month: % promoters (9-10) minus % detractors (0-6) of the answers
     by_month = defaultdict(list)
     for e in {e.event_id: e for e in events if e.type == "nps_answered"}.values():

@@ -139,3 +139,27 @@ def test_late_deliveries_split_dispatch_and_transit():
     rows = reports.late_deliveries(inputs([delivered("a", 10, 50, 40), delivered("b", 30, 60, 72)])).as_dicts()
     assert rows == [{"carrier": "jadlog", "uf": "SP", "deliveries": 2, "late": 1, "late_rate": 0.5,
                      "average_dispatch_hours": 20.0, "average_transit_hours": 35.0}]
+
+
+def test_replenishment_from_the_latest_delivery_of_each_product():
+    def bought(oid, customer, product, delivered_day, returned=False):
+        at = int(dt.datetime.fromisoformat(f"{delivered_day}T12:00:00-03:00").timestamp() * 1000)
+        o = order(oid, 10.0, "returned" if returned else "delivered",
+                  ["delivered", "placed"] + (["returned"] if returned else []))
+        o["timeline"].append({"type": "order_delivered", "kind": "transition", "at": at, "flagged": False})
+        return {**o, "customer_id": customer, "products": [{"product_id": product, "quantity": 1}]}
+
+    orders = [bought("a", "c1", "sun", "2025-03-01"), bought("b", "c1", "sun", "2025-03-10"),  # the later one counts
+              bought("c", "c2", "sun", "2025-03-05", returned=True),  # returned: no reminder
+              bought("d", "c3", "tv", "2025-03-01"),  # not a consumable
+              bought("e", "c4", "perfume", "2025-01-01")]
+    table = reports.replenishment(inputs(orders), dt.date(2025, 4, 1), dt.date(2025, 5, 31), {"sun": 30, "perfume": 120})
+    assert table.rows == [("2025-04-09", "c1", "sun", "2025-03-10", "b"), ("2025-05-01", "c4", "perfume", "2025-01-01", "e")]
+
+
+def test_replenishment_config_is_checked(tmp_path):
+    assert reports.replenishment_days()["p-0040"] == 30  # the shipped config loads
+    bad = tmp_path / "r.toml"
+    bad.write_text('[products]\n"p-1" = 0\n')
+    with pytest.raises(ValueError, match="p-1: the interval must be a whole number of days > 0"):
+        reports.replenishment_days(bad)
