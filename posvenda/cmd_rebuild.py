@@ -31,8 +31,12 @@ def cmd_rebuild(args) -> int:
     from streams.settings import Settings
 
     settings = Settings.from_env()
-    with tqdm(unit="msg", desc=f"rebuild {args.projection}", disable=args.quiet, file=sys.stderr) as bar:
-        log = rebuild.read_log(settings, rebuild.SOURCES[args.projection], bar)
+    try:
+        with tqdm(unit="msg", desc=f"rebuild {args.projection}", disable=args.quiet, file=sys.stderr) as bar:
+            log = rebuild.read_log(settings, rebuild.SOURCES[args.projection], bar)
+    except rebuild.MissingTopics as exc:
+        print(f"posvenda rebuild: {exc}", file=sys.stderr)
+        return 2
     result = rebuild.rebuild(args.projection, log, settings.business_timezone)
     if args.projection == "visitors-buyers":
         text = json.dumps({"days": result}, sort_keys=True) + "\n"

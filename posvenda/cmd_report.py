@@ -63,8 +63,14 @@ def cmd_report(args) -> int:
     from streams.settings import Settings
 
     settings = Settings.from_env()
-    with tqdm(unit="msg", desc=f"report {args.name}", disable=args.quiet, file=sys.stderr) as bar:
-        inputs = read_inputs(settings, args.today, args.live, bar)
+    from projections.rebuild import MissingTopics
+
+    try:
+        with tqdm(unit="msg", desc=f"report {args.name}", disable=args.quiet, file=sys.stderr) as bar:
+            inputs = read_inputs(settings, args.today, args.live, bar)
+    except MissingTopics as exc:
+        print(f"posvenda report: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.name == "last-days":
             table = reports.REPORTS[args.name](inputs, args.days)

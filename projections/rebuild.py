@@ -65,6 +65,10 @@ def admitted(topic: catalogue.Topic, value: bytes, now_ms: int) -> events.Event 
     return event
 
 
+class MissingTopics(LookupError):
+    """Topics to read are not on the cluster: the message says which and what to check."""
+
+
 def _read_to_end(settings, topics, on_message, progress=None) -> None:
     """Calls on_message(topic, message) for every message of `topics`, partition by partition, up to
     the log end captured at the start (kafka-python, no consumer group)."""
@@ -75,8 +79,11 @@ def _read_to_end(settings, topics, on_message, progress=None) -> None:
                              **settings.kafka_python_config())
     try:
         by_name = {settings.topic_name(t): t for t in topics}
-        partitions = [TopicPartition(name, p) for name in by_name
-                      for p in sorted(consumer.partitions_for_topic(name) or ())]
+        missing = sorted(name for name in by_name if not consumer.partitions_for_topic(name))
+        if missing:
+            raise MissingTopics(f"{', '.join(missing)} not found on {settings.bootstrap_servers}: run `posvenda topics "
+                                f"create`, and check POSVENDA_TOPIC_PREFIX ({settings.topic_prefix!r})")
+        partitions = [TopicPartition(name, p) for name in by_name for p in sorted(consumer.partitions_for_topic(name))]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         begin = consumer.beginning_offsets(partitions)

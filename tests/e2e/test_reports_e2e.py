@@ -180,3 +180,11 @@ def test_live_reports_from_the_projection_topics_equal_the_replay(settings, work
         wait_until(lambda n=name, r=replayed: report(settings, tmp_path, n, "json", "--live") == r, timeout=120,
                    what=f"the live {name} report to equal the replayed one")
     assert json.loads(report(settings, tmp_path, "orders-by-uf", "json", "--live"))["rows"], "not an empty report"
+
+
+def test_a_report_on_a_namespace_without_topics_says_what_to_do(settings_factory, tmp_path):
+    empty = settings_factory()  # a fresh prefix: its topics were never created
+    done = subprocess.run([sys.executable, "-m", "posvenda.cli", "report", "nps", "-q"], env=settings_env(empty),
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{empty.topic_prefix}customers.events" in done.stderr and "posvenda topics create" in done.stderr
