@@ -28,15 +28,12 @@ class _Collect(logging.Handler):
 async def _bootstrap(settings) -> str | None:
     from aiokafka.client import AIOKafkaClient
 
-    protocol = settings.security_protocol.upper()
-    options = {"bootstrap_servers": settings.bootstrap_servers.split(","), "security_protocol": protocol,
-               "request_timeout_ms": PROBE_TIMEOUT_SECONDS * 1000}
-    if protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
-    if protocol.startswith("SASL_") and settings.sasl_mechanism:
-        options.update(sasl_mechanism=settings.sasl_mechanism.upper(), sasl_plain_username=settings.sasl_username,
-                       sasl_plain_password=settings.sasl_password)
-    client = AIOKafkaClient(**options)
+    # the CLI's own connection settings: aiokafka takes the same names, but a context for the CA file
+    options = settings.kafka_python_config()
+    cafile = options.pop("ssl_cafile", None)
+    if options["security_protocol"] in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+    client = AIOKafkaClient(request_timeout_ms=PROBE_TIMEOUT_SECONDS * 1000, **options)
     try:
         await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_SECONDS)
         return None
