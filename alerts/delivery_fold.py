@@ -12,13 +12,17 @@ from alerts import window_fold
 
 
 def describe(state: dict, numbers: dict, rule) -> tuple[str, str, dict]:
-    rate = numbers["rate"] or 0.0
+    """(summary, severity, details) of a late-delivery judgement; a window without deliveries says so."""
+    rate = numbers["rate"]
     severity = "critical" if numbers["wilson_lower"] > rule.critical_rate else "warning"
-    summary = (f"carrier {state['subject']}: {rate:.1%} of deliveries late "
-               f"({numbers['hits']}/{numbers['units']} in {rule.window_days} days, threshold "
-               f"{numbers['threshold']:.1%})")
+    if rate is None:
+        sample = f"no deliveries in {rule.window_days} days"
+    else:
+        sample = (f"{rate:.1%} of deliveries late ({numbers['hits']}/{numbers['units']} in {rule.window_days} days, "
+                  f"threshold {numbers['threshold']:.1%})")
+    summary = f"carrier {state['subject']}: {sample}"
     details = {
-        "carrier": state["subject"], "rate": f"{rate:.4f}", "late_deliveries": numbers["hits"],
+        "carrier": state["subject"], "rate": window_fold.rate_text(rate), "late_deliveries": numbers["hits"],
         "deliveries": numbers["units"], "window_days": rule.window_days,
         "wilson_lower": f"{numbers['wilson_lower']:.4f}", "wilson_upper": f"{numbers['wilson_upper']:.4f}",
         "threshold": f"{numbers['threshold']:.4f}", "points_at": "logistics",

@@ -25,15 +25,23 @@ def points_at(reason: str | None) -> str:
 
 
 def describe(state: dict, numbers: dict, rule) -> tuple[str, str, dict]:
-    """(summary, severity, details) of a return-rate judgement."""
+    """(summary, severity, details) of a return-rate judgement.
+
+    A window without deliveries has no rate (returns may still fall in it, of units delivered
+    before it): the summary says so instead of printing 0 %."""
     reason = dominant_reason(numbers["reasons"])
-    rate = numbers["rate"] or 0.0
+    rate = numbers["rate"]
     severity = "critical" if numbers["wilson_lower"] > rule.critical_rate else "warning"
-    summary = (f"product page {state['subject']}: {rate:.1%} of delivered units returned "
-               f"({numbers['hits']}/{numbers['units']} in {rule.window_days} days, baseline "
-               f"{numbers['baseline']:.1%}); mostly {reason or 'no reason'}, points at {points_at(reason)}")
+    if rate is None:
+        sample = (f"no delivered units in {rule.window_days} days ({numbers['hits']} returned units of earlier "
+                  f"deliveries), baseline {numbers['baseline']:.1%}")
+    else:
+        sample = (f"{rate:.1%} of delivered units returned ({numbers['hits']}/{numbers['units']} in "
+                  f"{rule.window_days} days, baseline {numbers['baseline']:.1%})")
+    summary = (f"product page {state['subject']}: {sample}; mostly {reason or 'no reason'}, "
+               f"points at {points_at(reason)}")
     details = {
-        "product_id": state["subject"], "rate": f"{rate:.4f}", "returned_units": numbers["hits"],
+        "product_id": state["subject"], "rate": window_fold.rate_text(rate), "returned_units": numbers["hits"],
         "delivered_units": numbers["units"], "window_days": rule.window_days,
         "wilson_lower": f"{numbers['wilson_lower']:.4f}", "wilson_upper": f"{numbers['wilson_upper']:.4f}",
         "baseline": f"{numbers['baseline']:.4f}", "threshold": f"{numbers['threshold']:.4f}",

@@ -1,18 +1,29 @@
-"""Rates over sliding event-time windows of whole days, judged when a day closes on a watermark.
+"""Rates over sliding event-time windows of whole days, judged when a day closes on an aligned watermark.
 
 The shared machinery of the stream-judged alerts (return rate per product page, late deliveries per
-carrier). A *fact* is one idempotent contribution to a subject's rate, re-keyed by subject upstream:
+carrier). A *fact* is one idempotent contribution to a subject's rate, re-keyed by subject upstream
+from an orders partition (its *source*):
 
-    {"fact_id": str, "subject": str, "at": ms, "units": int, "hits": int, "reason": str | None}
+    {"fact_id": str, "subject": str, "at": ms, "units": int, "hits": int, "reason": str | None,
+     "src": orders partition, "src_wm": that partition's watermark when it emitted the fact}
 
-(units delivered, and units returned for a reason; or one delivery, late or not).
+(units delivered, and units returned for a reason; or one delivery, late or not). A *watermark
+record* {"src", "src_wm"} carries only the second part; the orders side broadcasts one to every
+window partition each time a source's watermark passes a day boundary (and ticks advance it on an
+idle live partition), so a window never waits on a source that sends it no facts.
+
+Why aligned watermarks: facts reach a window partition from every orders partition, and those are
+read unevenly (a replay may read one weeks ahead of another). A window therefore keeps the latest
+watermark of each source and closes day D only when the minimum over all sources, minus the allowed
+lateness, passes the end of D. A fact that was on time at its source (at >= src_wm - lateness) can
+then never meet a closed day: the window's minimum is at most the src_wm its source had when it
+emitted the fact. Only facts late at their source are dropped, and that is decided by the orders
+log alone, so a replay at any speed closes the same days on the same facts and raises the same
+alerts with the same ids as living through the log.
 
 Why daily buckets and a watermark rather than Faust windowed tables: Faust expires windows on the
-wall clock (PITFALLS.md). Here a subject keeps one bucket per UTC day, only for the days a future
-judgement can still read, and each partition keeps a watermark = latest fact time - allowed lateness.
-Day D closes when the watermark passes its end; the window ending at D is then judged for every
-subject of the partition. Replaying the same facts closes the same days in the same order, so the
-same alerts come out with the same ids.
+wall clock. Here a subject keeps one bucket per UTC day, only for the days a judgement or the
+current view can still read.
 
 Duplicates are caught by the caller with the fact ids seen per (subject, day), a set bounded by the
 window because it is dropped with its day (see `expired_days`).
@@ -42,16 +53,25 @@ def empty(subject: str, partition: int) -> dict:
 
 
 def horizon_day(closed_through: int | None, window_days: int) -> int | None:
-    """The oldest day a future judgement reads (the next day to close is closed_through + 1)."""
+    """The oldest day still read: by the window ending at the last closed day (the current view) and
+    by every later judgement."""
     if closed_through is None:
         return None
-    return closed_through + 2 - window_days
+    return closed_through + 1 - window_days
 
 
-def is_too_late(fact: dict, closed_through: int | None, window_days: int) -> bool:
-    """A fact older than every window still to be judged can change nothing: it is dropped."""
-    horizon = horizon_day(closed_through, window_days)
-    return horizon is not None and day_of(fact["at"]) < horizon
+def late_at_source(fact: dict, allowed_lateness_ms: int) -> bool:
+    """Late when it happened: older than its source partition's watermark minus the lateness."""
+    src_wm = fact.get("src_wm")
+    return src_wm is not None and fact["at"] < src_wm - allowed_lateness_ms
+
+
+def is_too_late(fact: dict, closed_through: int | None, allowed_lateness_ms: int) -> bool:
+    """Dropped: late at its source, or its day already judged here (which alignment rules out for a
+    fact on time at its source; it can only come from a fact without a source watermark)."""
+    if late_at_source(fact, allowed_lateness_ms):
+        return True
+    return closed_through is not None and day_of(fact["at"]) <= closed_through
 
 
 def add(state: dict, fact: dict) -> dict:
@@ -94,25 +114,66 @@ def window(state: dict | None, day: int, window_days: int) -> dict:
     return {"units": units, "hits": sum(reasons.values()), "reasons": reasons}
 
 
-# --- the partition's watermark -----------------------------------------------------------------
+# --- watermarks: each source's, and the window partition's aligned one --------------------------
 
-def advance(mark: dict | None, fact_at: int, allowed_lateness_ms: int, window_days: int) -> tuple[dict, list[int]]:
-    """(new watermark state, the days that close now, oldest first).
+def source_watermark(previous: int | None, candidate: int) -> int:
+    """A source partition's watermark moves only forward: its newest order event time (or the
+    wall-clock bound of a tick on an idle live partition)."""
+    return candidate if previous is None else max(previous, candidate)
 
-    mark = {"max_at": latest fact time, "closed_through": last closed day}. The first fact of a
-    partition only sets the mark (no subject has data in an earlier day). A jump of many days judges
-    only the last window_days + 1 of them: earlier windows could only hold facts that arrived after
-    their day had closed.
+
+def closing_day(watermark: int, allowed_lateness_ms: int) -> int:
+    """The last day a watermark closes: the day before the one holding watermark - lateness."""
+    return day_of(watermark - allowed_lateness_ms) - 1
+
+
+def passes_day_boundary(previous: int | None, current: int, allowed_lateness_ms: int) -> bool:
+    """Whether a source's watermark moving from `previous` to `current` closes a further day, the
+    moment the windows must hear of it (once per source and day, not once per event)."""
+    return previous is None or closing_day(current, allowed_lateness_ms) > closing_day(previous, allowed_lateness_ms)
+
+
+def aligned(sources: dict, partitions: int) -> int | None:
+    """The minimum watermark over all source partitions; None while one has never reported."""
+    marks = [sources.get(str(p)) for p in range(partitions)]
+    return None if any(m is None for m in marks) else min(marks)
+
+
+def advance(mark: dict | None, source: int | None, source_wm: int | None, partitions: int,
+            allowed_lateness_ms: int) -> tuple[dict, tuple[int | None, int] | None]:
+    """(new mark, the days that close now as (previous closed day, new closed day), or None).
+
+    mark = {"sources": {str(partition): watermark}, "closed_through": last closed day}. The closed
+    days are those through closing_day(aligned watermark); previous is None at the first close.
     """
-    max_at = fact_at if mark is None else max(mark["max_at"], fact_at)
-    closed = day_of(max_at - allowed_lateness_ms) - 1
-    if mark is None or mark.get("closed_through") is None:
-        return {"max_at": max_at, "closed_through": closed}, []
-    previous = mark["closed_through"]
-    if closed <= previous:
-        return {"max_at": max_at, "closed_through": previous}, []
-    first = max(previous + 1, closed - window_days)
-    return {"max_at": max_at, "closed_through": closed}, list(range(first, closed + 1))
+    sources = dict((mark or {}).get("sources") or {})
+    if source is not None and source_wm is not None:
+        sources[str(source)] = source_watermark(sources.get(str(source)), source_wm)
+    previous = (mark or {}).get("closed_through")
+    low = aligned(sources, partitions)
+    closed = None if low is None else closing_day(low, allowed_lateness_ms)
+    if closed is None or (previous is not None and closed <= previous):
+        return {"sources": sources, "closed_through": previous}, None
+    return {"sources": sources, "closed_through": closed}, (previous, closed)
+
+
+def data_days(states) -> set[int]:
+    """The days holding a bucket in any of the subjects' states."""
+    return {int(day) for state in states for day in (state.get("days") or {})}
+
+
+def days_to_judge(previous: int | None, closed: int, days_with_data: set[int], window_days: int) -> list[int]:
+    """The days in (previous, closed] whose judgement can change something, oldest first.
+
+    Judging day D reads the days (D - window_days, D]; a day whose window is empty for every
+    subject can raise nothing and clears nothing that the first empty day after the last data day
+    (d + window_days, included) has not cleared already. So judging these days is judging every day.
+    """
+    first = -(10 ** 9) if previous is None else previous + 1
+    out = set()
+    for d in days_with_data:
+        out.update(range(max(d, first), min(d + window_days, closed) + 1))
+    return sorted(out)
 
 
 # --- judging -----------------------------------------------------------------------------------
@@ -155,6 +216,11 @@ def figures(sums: dict, rule, baseline: float) -> dict:
     return {"units": units, "hits": hits, "rate": hits / units if units else None, "wilson_lower": lower,
             "wilson_upper": upper, "baseline": baseline, "threshold": rule.threshold(baseline),
             "reasons": dict(sorted(sums["reasons"].items()))}
+
+
+def rate_text(rate: float | None) -> str:
+    """An alert detail's rate: four decimals, or "none" for a window without units."""
+    return "none" if rate is None else f"{rate:.4f}"
 
 
 def alert_id(rule_name: str, subject: str, episode_start_ms: int) -> str:

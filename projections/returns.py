@@ -7,7 +7,10 @@ Tables (all JSON dicts, str keys):
   return-rate-products     product_id -> daily buckets and the open alert episode (window_fold)
   late-delivery-carriers   carrier -> same, for late deliveries
   alert-fact-ids           "kind|subject|day" -> fact ids seen that day (dedupe, dropped with the day)
-  alert-watermarks         "kind|partition" -> {"max_at", "closed_through"}
+  alert-watermarks         "kind|partition" -> {"sources": {orders partition: watermark}, "closed_through"}
+                           of a facts partition (written by the judging agents), and
+                           "source|partition" -> {"watermark"} of an orders partition (written by
+                           the ORDERS handler and the ticks agent while processing that partition)
   alerts-active            "rule|subject" -> the raised AlertEvent record, until cleared
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import ClassVar
 from prometheus_client import Counter
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
-from alerts import alert_rules, delivery_fold, funnel_baseline, order_facts, returns_fold, window_fold
+from alerts import alert_rules, delivery_fold, funnel_baseline, order_facts, recovery_fold, returns_fold, window_fold
 from projections.http import page_of, unauthorized
 from streams import handlers
 from streams.app import app, settings, topic
@@ -44,6 +47,8 @@ DELIVERIES = Counter("posvenda_deliveries_total", "Deliveries judged for latenes
 LATE_DELIVERIES = Counter("posvenda_late_deliveries_total", "Deliveries after the promised date.", ["carrier"])
 ALERT_FACTS = Counter("posvenda_alert_facts_total", "Facts reaching the alert windows, by outcome "
                       "(applied, duplicate, too_late, invalid).", ["kind", "outcome"])
+WATERMARK_RECORDS = Counter("posvenda_alert_watermarks_sent_total", "Watermark records broadcast to the alert "
+                            "windows (one per orders partition, day boundary and window partition).", ["kind"])
 PLACED_ORDERS = Counter("posvenda_placed_orders_total", "Orders placed, once per order.", ["payment_method"])
 PLACED_VALUE = Counter("posvenda_placed_order_value_brl_total", "Total of orders placed (BRL).", ["payment_method"])
 PAID_VALUE = Counter("posvenda_paid_order_value_brl_total", "Amount of orders paid (BRL), once per order.",
@@ -52,11 +57,59 @@ PAID_VALUE = Counter("posvenda_paid_order_value_brl_total", "Amount of orders pa
 
 # --- ORDERS: keep what the facts need, re-key them by product and carrier ---------------------
 
+FACT_TOPICS = {PRODUCT: catalogue.PRODUCT_FACTS, CARRIER: catalogue.CARRIER_FACTS}
+
+
+def lateness_ms(kind: str) -> int:
+    config = alert_rules.config()
+    return (config.return_rate if kind == PRODUCT else config.late_deliveries).allowed_lateness_ms
+
+
+def source_key(partition: int) -> str:
+    return f"source|{partition}"
+
+
+def source_watermark(partition: int) -> int | None:
+    return (watermarks_table.get(source_key(partition)) or {}).get("watermark")
+
+
+async def advance_source(partition: int, candidate: int) -> int:
+    """Moves orders partition `partition`'s watermark to `candidate` (never back) and, for each
+    window kind whose closing day this passes, tells every window partition. Returns the watermark.
+    Called only while processing a message of that orders partition (orders or ticks)."""
+    previous = source_watermark(partition)
+    current = window_fold.source_watermark(previous, candidate)
+    if current != previous:
+        watermarks_table[source_key(partition)] = {"watermark": current}
+        for kind, t in FACT_TOPICS.items():
+            if window_fold.passes_day_boundary(previous, current, lateness_ms(kind)):
+                await broadcast_watermark(kind, t, partition, current)
+    return current
+
+
+async def broadcast_watermark(kind: str, t, source: int, watermark: int) -> None:
+    """One watermark record to each partition of a facts topic, after the facts sent before it."""
+    value = json.dumps({"src": source, "src_wm": watermark}).encode()
+    for target in range(t.partitions or settings.partitions):
+        await topic(t).send(key=None, value=value, partition=target)
+    WATERMARK_RECORDS.labels(kind).inc(t.partitions or settings.partitions)
+
+
 @handlers.on(handlers.ORDERS)
 async def forward_alert_facts(event, partition: int) -> None:
-    """Order events -> per-product and per-carrier facts (each emitted once, deterministic fact_id)."""
-    if event.type not in ORDER_TYPES:
+    """Order events -> per-product and per-carrier facts (each emitted once, deterministic fact_id),
+    stamped with the orders partition and its watermark; the watermark moves with every order event."""
+    if not recovery_fold.is_order_event(event):
         return
+    previous = source_watermark(partition)
+    watermark = window_fold.source_watermark(previous, event.occurred_at)
+    if event.type in ORDER_TYPES:
+        await forward_facts(event, partition, watermark)
+    if watermark != previous:
+        await advance_source(partition, watermark)  # after the facts: a window hears of them first
+
+
+async def forward_facts(event, partition: int, watermark: int) -> None:
     old = orders_table.get(event.order_id)
     new, product_facts, carrier_facts = order_facts.evolve(old, event)
     if new == old:
@@ -69,26 +122,34 @@ async def forward_alert_facts(event, partition: int) -> None:
     if order_facts.newly_paid(old, new):
         PAID_VALUE.labels(order_facts.method_label(event.payload.get("method"))).inc(
             max(0.0, float(event.payload.get("amount") or 0)))
-    for fact in product_facts:
-        await topic(catalogue.PRODUCT_FACTS).send(key=fact["subject"].encode(), value=json.dumps(fact).encode())
-    for fact in carrier_facts:
-        await topic(catalogue.CARRIER_FACTS).send(key=fact["subject"].encode(), value=json.dumps(fact).encode())
+    stamp = {"src": partition, "src_wm": watermark}
+    for kind, facts in ((PRODUCT, product_facts), (CARRIER, carrier_facts)):
+        for fact in facts:
+            await topic(FACT_TOPICS[kind]).send(key=fact["subject"].encode(), value=json.dumps(fact | stamp).encode())
 
 
-def decode_fact(kind: str, value: bytes | None) -> dict | None:
-    """A fact from its JSON bytes, or None (counted as invalid) when it is not one."""
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def decode_record(kind: str, value: bytes | None) -> dict | None:
+    """A fact or a watermark record ({"src", "src_wm"} without fact_id) from its JSON bytes, or None
+    (counted as invalid) when it is neither."""
     try:
-        fact = json.loads(value)
-        ok = (isinstance(fact, dict) and isinstance(fact.get("fact_id"), str) and isinstance(fact.get("subject"), str)
-              and all(isinstance(fact.get(k), int) and not isinstance(fact.get(k), bool) and fact[k] >= 0
-                      for k in ("at", "units", "hits")))
+        record = json.loads(value)
+        ok = isinstance(record, dict) and all(_count(record.get(k)) for k in ("src", "src_wm") if k in record)
+        if ok and "fact_id" in record:
+            ok = (isinstance(record["fact_id"], str) and isinstance(record.get("subject"), str)
+                  and all(_count(record.get(k)) for k in ("at", "units", "hits")))
+        elif ok:
+            ok = "src" in record and "src_wm" in record
     except (TypeError, ValueError):
         ok = False
     if not ok:
         ALERT_FACTS.labels(kind, "invalid").inc()
         log.warning("invalid %s fact of %d bytes ignored", kind, len(value or b""))
         return None
-    return fact
+    return record
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The judging agents: products.facts -> return-rate alerts, carriers.facts -> late-delivery alerts.
 
-Each agent reads a fact, folds it into its subject's daily buckets (deduped by fact_id), advances the
-partition's event-time watermark and, for each day that closes, judges every subject of the
-partition (alerts/window_fold.py). Raised and cleared alerts go to alerts.events inside the same
-exactly-once transaction as the table writes. One instance per agent (PITFALLS.md: concurrency > 1
-can lose messages); scale with partitions.
+Each agent reads a fact or a watermark record. A fact on time at its source is folded into its
+subject's daily buckets (deduped by fact_id); a fact late at its source is dropped and counted.
+Either moves the watermark the partition keeps for the fact's orders partition; when the minimum
+over all orders partitions closes days, every subject of the partition is judged on each of them
+that can change something (alerts/window_fold.py). Raised and cleared alerts go to alerts.events.
+One instance per agent (concurrency > 1 can lose messages); scale with partitions.
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 
 from alerts import alert_rules, delivery_fold, returns_fold, window_fold
 from projections import returns
-from streams.app import app, topic
+from streams.app import app, settings, topic
 from topics import catalogue, codec
 
 ALERT_SCHEMA = "posvenda.alerts.AlertEvent"
+ORDERS_PARTITIONS = catalogue.ORDERS.partitions or settings.partitions  # the sources every window aligns on
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,19 @@ CARRIERS = Kind(returns.CARRIER, returns.carriers_table, lambda: alert_rules.con
                 lambda state, day, rule, baseline: delivery_fold.step(state, day, rule), _count_delivery)
 
 
-async def apply_fact(kind: Kind, fact: dict, partition: int) -> None:
+async def apply_record(kind: Kind, record: dict, partition: int) -> None:
+    """A fact or a watermark record reaching window partition `partition`."""
     rule = kind.rule()
-    mark_key = f"{kind.name}|{partition}"
-    mark = returns.watermarks_table.get(mark_key)
+    if "fact_id" in record:
+        apply_fact(kind, rule, record, partition)
+    await advance_window(kind, rule, partition, record.get("src"), record.get("src_wm"))
+
+
+def apply_fact(kind: Kind, rule, fact: dict, partition: int) -> None:
+    """Folds a fact into its subject's buckets, unless late or already seen (counted either way)."""
+    mark = returns.watermarks_table.get(f"{kind.name}|{partition}")
     closed = None if mark is None else mark["closed_through"]
-    if window_fold.is_too_late(fact, closed, rule.window_days):
+    if window_fold.is_too_late(fact, closed, rule.allowed_lateness_ms):
         returns.ALERT_FACTS.labels(kind.name, "too_late").inc()
         return
     subject, day = fact["subject"], window_fold.day_of(fact["at"])
@@ -64,23 +73,31 @@ async def apply_fact(kind: Kind, fact: dict, partition: int) -> None:
     kind.table[subject] = window_fold.prune(state, closed, rule.window_days)
     returns.ALERT_FACTS.labels(kind.name, "applied").inc()
     kind.on_applied(fact)
-    new_mark, closing = window_fold.advance(mark, fact["at"], rule.allowed_lateness_ms, rule.window_days)
+
+
+async def advance_window(kind: Kind, rule, partition: int, source: int | None, source_wm: int | None) -> None:
+    """Records the source's watermark; judges the days the aligned watermark closes."""
+    mark_key = f"{kind.name}|{partition}"
+    mark = returns.watermarks_table.get(mark_key)
+    new_mark, closing = window_fold.advance(mark, source, source_wm, ORDERS_PARTITIONS, rule.allowed_lateness_ms)
     if new_mark != mark:
         returns.watermarks_table[mark_key] = new_mark
-    for closing_day in closing:
-        await judge_day(kind, rule, partition, closing_day)
+    if closing is not None:
+        await judge_days(kind, rule, partition, *closing)
 
 
-async def judge_day(kind: Kind, rule, partition: int, day: int) -> None:
-    """Judges every subject of the partition on the window ending at `day` (just closed)."""
-    states = [(key, state) for key, state in kind.table.items() if state.get("partition") == partition]
-    baseline = window_fold.baseline_for(rule, [window_fold.window(s, day, rule.window_days) for _, s in states])
-    for key, state in sorted(states):
-        new, event = kind.step(state, day, rule, baseline)
-        if event is None:
-            continue
-        kind.table[key] = new
-        await publish_alert(event)
+async def judge_days(kind: Kind, rule, partition: int, previous: int | None, closed: int) -> None:
+    """Judges every subject of the partition on each day in (previous, closed] that can change something."""
+    states = {key: state for key, state in kind.table.items() if state.get("partition") == partition}
+    for day in window_fold.days_to_judge(previous, closed, window_fold.data_days(states.values()), rule.window_days):
+        windows = [window_fold.window(s, day, rule.window_days) for s in states.values()]
+        baseline = window_fold.baseline_for(rule, windows)
+        for key in sorted(states):
+            new, event = kind.step(states[key], day, rule, baseline)
+            if event is None:
+                continue
+            states[key] = kind.table[key] = new
+            await publish_alert(event)
 
 
 async def publish_alert(event: dict) -> None:
@@ -98,14 +115,14 @@ async def publish_alert(event: dict) -> None:
 @app.agent(topic(catalogue.PRODUCT_FACTS))
 async def judge_return_rates(stream):
     async for record in stream.events():
-        fact = returns.decode_fact(PRODUCTS.name, record.message.value)
-        if fact is not None:
-            await apply_fact(PRODUCTS, fact, record.message.partition)
+        decoded = returns.decode_record(PRODUCTS.name, record.message.value)
+        if decoded is not None:
+            await apply_record(PRODUCTS, decoded, record.message.partition)
 
 
 @app.agent(topic(catalogue.CARRIER_FACTS))
 async def judge_late_deliveries(stream):
     async for record in stream.events():
-        fact = returns.decode_fact(CARRIERS.name, record.message.value)
-        if fact is not None:
-            await apply_fact(CARRIERS, fact, record.message.partition)
+        decoded = returns.decode_record(CARRIERS.name, record.message.value)
+        if decoded is not None:
+            await apply_record(CARRIERS, decoded, record.message.partition)

@@ -1,4 +1,4 @@
-"""Return rates per product page as pure folds: order facts, daily windows, watermark, Wilson judge."""
+"""Return rates per product page as pure folds: order facts, daily windows, aligned watermark, Wilson judge."""
 from __future__ import annotations
 
 import uuid
@@ -106,30 +106,73 @@ def test_window_sums_only_the_days_inside_it():
     assert window_fold.window(s, day0 + 4, 30)["hits"] == 0
 
 
-def test_watermark_closes_each_day_once_after_the_allowed_lateness():
-    lateness = 24 * 3600 * 1000
-    mark, closing = window_fold.advance(None, T0 + 3600_000, lateness, 30)
-    assert closing == []
-    day0 = window_fold.day_of(T0)
-    mark, closing = window_fold.advance(mark, T0 + DAY + 3600_000, lateness, 30)  # watermark T0+1h
-    assert closing == [day0 - 1] or closing == []
-    mark, closing = window_fold.advance(mark, T0 + 2 * DAY, lateness, 30)  # watermark = end of day0
-    assert closing and closing[-1] == day0
-    mark, again = window_fold.advance(mark, T0 + 2 * DAY - 5, lateness, 30)  # older fact: nothing closes
-    assert again == []
-    mark, jump = window_fold.advance(mark, T0 + 200 * DAY, lateness, 30)
-    assert len(jump) == 31 and jump[-1] == day0 + 198
+LATENESS = 24 * 3600 * 1000
 
 
-def test_too_late_facts_are_those_older_than_every_window_still_to_judge():
+def test_aligned_watermark_closes_a_day_only_when_every_source_partition_passed_it():
     day0 = window_fold.day_of(T0)
-    closed = day0 + 40
-    # the next day to close is day0 + 41, whose window starts at day0 + 12
-    assert window_fold.is_too_late(fact("x", T0 + 12 * DAY - 1), closed, 30)
-    assert not window_fold.is_too_late(fact("x", T0 + 12 * DAY), closed, 30)
+    # Given source 0 far ahead (day 40) and source 1 not heard of yet
+    mark, closing = window_fold.advance(None, 0, T0 + 40 * DAY, 2, LATENESS)
+    # Then nothing closes: a slow partition may still hold facts of any day
+    assert closing is None and mark["closed_through"] is None
+    # When source 1 reports the end of day 2 + lateness, days up to day0 + 1 close, from the start
+    mark, closing = window_fold.advance(mark, 1, T0 + 3 * DAY, 2, LATENESS)
+    assert closing == (None, day0 + 1)
+    # And an older watermark of a source moves nothing back; the same day closes once
+    mark, again = window_fold.advance(mark, 1, T0 + 2 * DAY, 2, LATENESS)
+    assert again is None and mark["sources"]["1"] == T0 + 3 * DAY
+    mark, closing = window_fold.advance(mark, 1, T0 + 5 * DAY + 1, 2, LATENESS)
+    assert closing == (day0 + 1, day0 + 3)
+
+
+def test_a_source_tells_the_windows_once_per_day_boundary_not_once_per_event():
+    assert window_fold.passes_day_boundary(None, T0, LATENESS)
+    assert not window_fold.passes_day_boundary(T0 + 1, T0 + DAY - 1, LATENESS)
+    assert window_fold.passes_day_boundary(T0 + DAY - 1, T0 + DAY, LATENESS)
+    assert window_fold.source_watermark(T0 + 5, T0) == T0 + 5
+
+
+def test_only_facts_late_at_their_source_are_too_late_whatever_the_window_has_closed():
+    day0 = window_fold.day_of(T0)
+    on_time = fact("x", T0 + 10 * DAY) | {"src": 0, "src_wm": T0 + 11 * DAY}  # exactly the lateness
+    late = fact("y", T0 + 10 * DAY - 1) | {"src": 0, "src_wm": T0 + 11 * DAY}
+    assert not window_fold.is_too_late(on_time, day0 + 9, LATENESS)
+    assert window_fold.is_too_late(late, None, LATENESS)
+    # a fact without its source's watermark is kept unless its day was judged already
+    assert window_fold.is_too_late(fact("z", T0 + 10 * DAY), day0 + 10, LATENESS)
+
+
+def test_days_to_judge_are_every_day_whose_window_holds_data_and_the_first_empty_one_after():
+    day0 = window_fold.day_of(T0)
+    days = window_fold.days_to_judge(None, day0 + 100, {day0, day0 + 2}, 30)
+    assert days == list(range(day0, day0 + 33))
+    assert window_fold.days_to_judge(day0 + 31, day0 + 100, {day0, day0 + 2}, 30) == [day0 + 32]
+
+
+def test_buckets_are_kept_while_the_current_view_still_reads_them():
+    day0 = window_fold.day_of(T0)
+    closed = day0 + 40  # the view reads days day0 + 11 .. day0 + 40
     s = window_fold.add(window_fold.empty("p1", 0), fact("a", T0 + 10 * DAY, units=1))
+    s = window_fold.add(s, fact("b", T0 + 11 * DAY, units=2))
     assert window_fold.expired_days(s, closed, 30) == [day0 + 10]
-    assert window_fold.prune(s, closed, 30)["days"] == {}
+    assert window_fold.prune(s, closed, 30)["days"] == {str(day0 + 11): {"units": 2, "hits": {}}}
+
+
+def test_window_counts_exactly_the_units_of_its_days_after_a_late_fact():
+    # Given a page with 1 unit delivered on each of 31 days, and its windows closed through day 30
+    day0 = window_fold.day_of(T0)
+    s = window_fold.empty("filler", 0)
+    for i in range(31):
+        s = window_fold.add(s, fact(f"d{i}", T0 + i * DAY + 3600_000, units=1, subject="filler"))
+    closed = day0 + 30
+    # When a fact late at its source reaches the window (dropped), and an on-time one for day 31 follows
+    late = fact("late", T0 + 2 * DAY, units=5, subject="filler") | {"src": 0, "src_wm": T0 + 31 * DAY}
+    assert window_fold.is_too_late(late, closed, LATENESS)
+    s = window_fold.prune(window_fold.add(s, fact("d31", T0 + 31 * DAY, units=1, subject="filler")), closed, 30)
+    # Then the view at the last closed day counts the 30 units of days 1..30, counted here day by day
+    expected = sum(1 for i in range(32) if closed - 30 < day0 + i <= closed)
+    assert expected == 30
+    assert returns_fold.rate_view(s, closed, RULE, RULE.baseline_rate)["delivered_units"] == expected
 
 
 # --- judging -------------------------------------------------------------------------------------
@@ -207,3 +250,14 @@ def test_rate_view_reads_the_window_at_the_last_closed_day():
     assert (row["delivered_units"], row["returned_units"], row["enough_sample"], row["dominant_reason"]) == (
         40, 12, True, "wrong_size")
     assert returns_fold.rate_view(s, None, RULE, RULE.baseline_rate)["delivered_units"] == 0
+
+
+def test_an_alert_cleared_on_a_window_without_deliveries_says_so():
+    day = window_fold.day_of(T0)
+    s, raised = returns_fold.step(product(40, {"defect": 12}), day, RULE, RULE.baseline_rate)
+    s = window_fold.add(s, fact("late-return", T0 + 20 * DAY, hits=7, reason="defect"))
+    s, cleared = returns_fold.step(s, day + RULE.window_days, RULE, RULE.baseline_rate)
+    assert cleared["state"] == "cleared"
+    assert "no delivered units in 30 days (7 returned units" in cleared["summary"]
+    assert "0.0%" not in cleared["summary"] and "7/0" not in cleared["summary"]
+    assert cleared["details"]["rate"] == "none"
