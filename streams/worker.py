@@ -10,6 +10,7 @@ from projections import customer360, funnel, handling_time, http, order_history,
 from streams import customers, lag, orders, product_alerts, sessions  # noqa: F401
 from streams import recovery as recovery_agents  # noqa: F401
 from streams.app import app, settings
+from streams.web_auth import open_http_refusal
 
 
 class RepeatFilter(logging.Filter):
@@ -36,6 +37,9 @@ class RepeatFilter(logging.Filter):
 
 
 def main(extra_args: list[str] | None = None) -> None:
+    refusal = open_http_refusal(settings.web_host, settings.api_token, settings.allow_open_http)
+    if refusal:
+        raise SystemExit(f"posvenda worker: {refusal}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("aiokafka", "aiokafka.producer.sender", "aiokafka.consumer.fetcher", "aiokafka.cluster", "aiokafka.conn"):
         logging.getLogger(name).addFilter(RepeatFilter())
