@@ -43,6 +43,9 @@ def main(extra_args: list[str] | None = None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("aiokafka", "aiokafka.producer.sender", "aiokafka.consumer.fetcher", "aiokafka.cluster", "aiokafka.conn"):
         logging.getLogger(name).addFilter(RepeatFilter())
-    sys.argv = ["posvenda", "worker", "--loglevel", "info", "--web-port", str(settings.web_port),
+    extra_args = list(extra_args or [])
+    if "--loglevel" not in extra_args:
+        extra_args = ["--loglevel", "info", *extra_args]
+    sys.argv = ["posvenda", "worker", "--web-port", str(settings.web_port),
                 "--web-host", settings.web_host, *(extra_args or [])]
     app.main()  # the Faust CLI reads sys.argv
