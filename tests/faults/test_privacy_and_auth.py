@@ -106,3 +106,55 @@ def test_the_worker_refuses_an_open_non_loopback_address(settings_factory, tmp_p
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "refusing to serve the HTTP views on 0.0.0.0 without a token" in done.stderr, done.stderr[-2000:]
+
+
+def series_labels(metrics_text: str, name: str, label: str) -> set[str]:
+    """Distinct values of `label` over the samples of metric family `name` in a /metrics page."""
+    pattern = re.compile(rf'^{name}(?:_total|_count)?\{{[^}}]*\b{label}="([^"]*)"', re.M)
+    return set(pattern.findall(metrics_text))
+
+
+def test_a_flood_of_free_text_label_values_stays_on_the_allowlist(settings, worker_factory):
+    """Given sessions, orders and shipments whose channel, payment method and carrier are all distinct
+    made-up values, when a worker folds them, then each metric label only takes allowlisted values,
+    "other" or "unknown": the series count does not grow with the flood."""
+    from dataclasses import replace
+
+    from alerts.metric_labels import allowlists
+
+    sample = list(generate(9, 300, START_MS))
+    flooded = []
+    for i, event in enumerate(sample):
+        p = dict(event.payload)
+        if event.type == "session_started":
+            p["channel"] = f"canal-{i}"
+        elif event.type == "order_placed":
+            p["payment_method"], p["carrier"] = f"metodo-{i}", f"transp-{i}"
+        elif event.type == "order_shipped":
+            p["carrier"] = f"transp-{i}"
+        flooded.append(replace(event, payload=p))
+    sessions = sum(e.type == "session_started" for e in flooded)
+    shipped = sum(e.type == "order_shipped" for e in flooded)
+    assert sessions > 200 and shipped > 3, "the flood must be large enough to matter"
+    with Publisher(settings) as publisher:
+        for event in flooded:
+            publisher.publish(event)
+    worker = worker_factory(settings)
+
+    def flood_folded():
+        text = worker.get_text("/metrics")
+        delivered = re.findall(r'^posvenda_deliveries_total\{[^}]*\} ([0-9.e+]+)', text, re.M)
+        handled = "other" in series_labels(text, "posvenda_order_handling_seconds", "payment_method")
+        return text if handled and sum(float(v) for v in delivered) > 0 else None
+
+    text = wait_until(flood_folded, 120, what="the shipped and delivered orders to be folded")
+    allowed = allowlists()
+    checks = {("posvenda_funnel_sessions", "channel"): allowed["channel"],
+              ("posvenda_funnel_sessions", "device"): allowed["device"],
+              ("posvenda_order_handling_seconds", "payment_method"): allowed["payment_method"],
+              ("posvenda_placed_orders", "payment_method"): allowed["payment_method"],
+              ("posvenda_deliveries", "carrier"): allowed["carrier"]}
+    unbounded = {metric: sorted(series_labels(text, *metric) - allowlist - {"other", "unknown"})[:5]
+                 for metric, allowlist in checks.items()}
+    assert unbounded == {metric: [] for metric in checks}
+    assert "other" in series_labels(text, "posvenda_funnel_sessions", "channel")
