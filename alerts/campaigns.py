@@ -238,6 +238,17 @@ class Campaign:
         return events
 
 
+def handle_record(campaign: Campaign, record) -> bool:
+    """Handles one recovery.actions record; False (and an error log naming the record and the
+    action id) when it cannot be decoded or rendered, so the next actions still go out."""
+    try:
+        campaign.handle(decode_action(record.value))
+    except (codec.DecodeError, TemplateError) as exc:
+        log.error("recovery.actions partition %s offset %s skipped: %s", record.partition, record.offset, exc)
+        return False
+    return True
+
+
 def run(settings, backend: DeliveryBackend, group_id: str, *, until_idle_s: float | None = None,
         templates: Templates | None = None, poll_ms: int = 500) -> dict:
     """Consumes recovery.actions (committed transactions only) until stopped or idle for until_idle_s."""
@@ -263,20 +274,7 @@ def run(settings, backend: DeliveryBackend, group_id: str, *, until_idle_s: floa
                     continue
                 last_seen = time.monotonic()
                 for record in records:
-                    try:
-                        action = decode_action(record.value)
-                    except codec.DecodeError as exc:
-                        stats["invalid"] += 1
-                        log.error("recovery.actions partition %s offset %s: %s", record.partition, record.offset, exc)
-                        continue
-                    try:
-                        campaign.handle(action)
-                    except TemplateError as exc:  # unknown type or channel, a bad amount: skip it, keep going
-                        stats["invalid"] += 1
-                        log.error("recovery.actions partition %s offset %s skipped: %s", record.partition,
-                                  record.offset, exc)
-                        continue
-                    stats["actions"] += 1
+                    stats["actions" if handle_record(campaign, record) else "invalid"] += 1
                 publisher.producer.flush()
                 consumer.commit()
             stats.update(delivered=campaign.delivered, skipped=campaign.skipped)

@@ -2,11 +2,12 @@
 message_sent events, an outbox that skips what it already delivered, a log without personal data."""
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 
 from alerts import campaigns, recovery_rules
-from topics import events
+from topics import codec, events
 
 DUE = 1_741_834_799_000  # 2025-03-12T23:59:59-03:00
 ACTION = {"action_id": "ch-1:last_call", "type": "send_last_call", "step": "last_call", "charge_id": "ch-1",
@@ -119,3 +120,24 @@ def test_log_backend_logs_ids_not_text_or_customer(caplog):
     logged = caplog.text
     assert "ch-1:last_call" in logged and "whatsapp" in logged
     assert "c-9" not in logged and "R$" not in logged
+
+
+def test_the_consumer_skips_an_unrenderable_action_naming_it_and_goes_on(tmp_path, caplog):
+    # Given a crafted action (its type a path) between two good ones, as recovery.actions records
+    def record(offset, **changes):
+        value = codec.encode("posvenda.recovery.RecoveryAction", {**ACTION, **changes})
+        return SimpleNamespace(partition=0, offset=offset, value=value)
+
+    records = [record(1, action_id="ch-1:a"), record(2, action_id="ch-2:b", type="../../x"), record(3, action_id="ch-3:c"),
+               SimpleNamespace(partition=0, offset=4, value=b"not avro")]
+    run = campaigns.Campaign(campaigns.OutboxBackend(tmp_path / "outbox.jsonl"), lambda e: None, campaigns.Templates())
+    # When the consumer handles them
+    handled = [campaigns.handle_record(run, r) for r in records]
+    run.backend.close()
+    # Then the crafted and the undecodable ones are skipped and named in the log, the others delivered
+    assert handled == [True, False, True, False]
+    delivered = {json.loads(line)["action_id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()}
+    assert delivered == {"ch-1:a", "ch-3:c"}
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and "offset 2 skipped: action 'ch-2:b'" in errors[0] and "'../../x'" in errors[0]
+    assert "offset 4 skipped" in errors[1]
