@@ -1,10 +1,18 @@
 """Recovery campaigns: turns recovery.actions into messages, delivers them, and logs them as events.
 
-For each action and each of its channels: render alerts/templates/<action type>.<channel>.txt
+For each action and each of its channels: render the template of (action type, channel)
 (Portuguese, `string.Template` placeholders $order_id, $amount as "R$ 1.234,56", $due_date
 "dd/mm/aaaa" and $due_time "HH:MM" in the business time zone), hand the text to a delivery backend,
 then append a message_sent event (template = action type, phase = "payment_recovery", action_id) to
 messages.events, so the order's audit trail shows what the customer was sent.
+
+An action is data from the log, so it only selects: the templates are the files
+alerts/templates/<action type>.<channel>.txt read once at start, and an action whose type or channel
+is not among them is skipped and reported with its id (no path is ever built from it). Values from
+the event are sanitised before they reach a customer: the order id keeps only letters, digits and
+`. _ : -` (no line break, control character or URL can ride in on it), and an amount or due time
+that is not a finite number makes the action unrenderable (skipped and reported) rather than a
+message with "R$ nan".
 
 Idempotent end to end, because the consumer may see an action again after a crash (offsets are
 committed after the batch): the message_sent event id is uuid5(action_id + channel), so a second copy
@@ -20,6 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
+import re
 import string
 import time
 import uuid
@@ -42,7 +52,8 @@ MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e8f-9a0b-1c2d3e4f5a6b")
 
 
 class TemplateError(LookupError):
-    """No template for an action type and channel, or a template uses an unknown placeholder."""
+    """An action cannot be rendered (no template for its type and channel, a value that is not a
+    number), or a template file uses an unknown placeholder. The message names the action id."""
 
 
 @dataclass(frozen=True)
@@ -117,29 +128,64 @@ def format_brl(amount: float) -> str:
     return f"{'-' if cents < 0 else ''}R$ {reais:,}".replace(",", ".") + f",{centavos:02d}"
 
 
+TEMPLATE_FILE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z]+)\.txt$")  # <action type>.<channel>.txt
+PLACEHOLDERS = frozenset({"order_id", "amount", "due_date", "due_time"})
+_NOT_ID = re.compile(r"[^0-9A-Za-z._:-]")
+MAX_ID_CHARS = 64
+
+
+def load_templates(directory: Path) -> dict[tuple[str, str], string.Template]:
+    """{(action type, channel): template} of every <action type>.<channel>.txt in `directory`, with
+    their placeholders checked now, so a bad file stops the start instead of a message."""
+    found = {}
+    for path in sorted(Path(directory).iterdir()):
+        match = TEMPLATE_FILE.match(path.name)
+        if not (match and path.is_file()):
+            continue
+        template = string.Template(path.read_text(encoding="utf-8"))
+        unknown = sorted(set(template.get_identifiers()) - PLACEHOLDERS)
+        if not template.is_valid() or unknown:
+            raise TemplateError(f"template {path}: unknown or malformed placeholder {unknown or '$'} "
+                                f"(known: {', '.join(sorted(PLACEHOLDERS))})")
+        found[match.groups()] = template
+    return found
+
+
+def safe_id(value) -> str:
+    """An id as it may appear in a customer's message: letters, digits and `. _ : -`, at most
+    MAX_ID_CHARS; anything else (line breaks, control characters, `/`, spaces) is dropped."""
+    return _NOT_ID.sub("", str(value))[:MAX_ID_CHARS]
+
+
 class Templates:
+    """The message templates, read once at start. An action's type and channel only look one up."""
+
     def __init__(self, directory: Path = TEMPLATES_DIR, timezone: str = "America/Sao_Paulo"):
         self.directory = Path(directory)
         self.zone = ZoneInfo(timezone)
-        self._cache: dict[str, string.Template] = {}
+        self.by_key = load_templates(self.directory)
 
-    def _template(self, action_type: str, channel: str) -> string.Template:
-        name = f"{action_type}.{channel}.txt"
-        if name not in self._cache:
-            path = self.directory / name
-            if not path.is_file():
-                raise TemplateError(f"no template {path} for action {action_type!r} on channel {channel!r}")
-            self._cache[name] = string.Template(path.read_text(encoding="utf-8"))
-        return self._cache[name]
+    def _template(self, action: dict, channel: str) -> string.Template:
+        template = self.by_key.get((action["type"], channel))
+        if template is None:
+            known = ", ".join(f"{t}.{c}" for t, c in sorted(self.by_key))
+            raise TemplateError(f"action {action['action_id']!r}: no template for type {action['type']!r} on "
+                                f"channel {channel!r} in {self.directory} (known: {known})")
+        return template
+
+    def _values(self, action: dict) -> dict[str, str]:
+        amount, due_at = action["amount"], action["due_at"]
+        if not (isinstance(amount, int | float) and math.isfinite(amount)):
+            raise TemplateError(f"action {action['action_id']!r}: amount {amount!r} is not a finite number")
+        try:
+            due = dt.datetime.fromtimestamp(due_at / 1000, self.zone)
+        except (OverflowError, OSError, ValueError, TypeError):
+            raise TemplateError(f"action {action['action_id']!r}: due_at {due_at!r} is not a time") from None
+        return {"order_id": safe_id(action["order_id"]), "amount": format_brl(amount),
+                "due_date": due.strftime("%d/%m/%Y"), "due_time": due.strftime("%H:%M")}
 
     def render(self, action: dict, channel: str) -> str:
-        due = dt.datetime.fromtimestamp(action["due_at"] / 1000, self.zone)
-        values = {"order_id": action["order_id"], "amount": format_brl(action["amount"]),
-                  "due_date": due.strftime("%d/%m/%Y"), "due_time": due.strftime("%H:%M")}
-        try:
-            return self._template(action["type"], channel).substitute(values).strip() + "\n"
-        except (KeyError, ValueError) as exc:
-            raise TemplateError(f"template {action['type']}.{channel}.txt: bad placeholder {exc}") from None
+        return self._template(action, channel).substitute(self._values(action)).strip() + "\n"
 
 
 def message_event_id(action_id: str, channel: str) -> str:
@@ -175,9 +221,11 @@ class Campaign:
         self.delivered = self.skipped = 0
 
     def handle(self, action: dict) -> list[Event]:
+        """Renders every channel before delivering any: an action that cannot be rendered on one
+        channel (TemplateError) sends nothing at all."""
+        texts = {channel: self.templates.render(action, channel) for channel in action["channels"]}
         events = []
-        for channel in action["channels"]:
-            text = self.templates.render(action, channel)
+        for channel, text in texts.items():
             if self.backend.delivered(action["action_id"], channel):
                 self.skipped += 1
             else:
@@ -188,6 +236,17 @@ class Campaign:
             self.publish(event)
             events.append(event)
         return events
+
+
+def handle_record(campaign: Campaign, record) -> bool:
+    """Handles one recovery.actions record; False (and an error log naming the record and the
+    action id) when it cannot be decoded or rendered, so the next actions still go out."""
+    try:
+        campaign.handle(decode_action(record.value))
+    except (codec.DecodeError, TemplateError) as exc:
+        log.error("recovery.actions partition %s offset %s skipped: %s", record.partition, record.offset, exc)
+        return False
+    return True
 
 
 def run(settings, backend: DeliveryBackend, group_id: str, *, until_idle_s: float | None = None,
@@ -215,19 +274,7 @@ def run(settings, backend: DeliveryBackend, group_id: str, *, until_idle_s: floa
                     continue
                 last_seen = time.monotonic()
                 for record in records:
-                    try:
-                        action = decode_action(record.value)
-                    except codec.DecodeError as exc:
-                        stats["invalid"] += 1
-                        log.error("recovery.actions partition %s offset %s: %s", record.partition, record.offset, exc)
-                        continue
-                    try:
-                        campaign.handle(action)
-                    except TemplateError as exc:  # a renamed action type: skip it loudly, keep the others going
-                        stats["invalid"] += 1
-                        log.error("action %s skipped: %s", action["action_id"], exc)
-                        continue
-                    stats["actions"] += 1
+                    stats["actions" if handle_record(campaign, record) else "invalid"] += 1
                 publisher.producer.flush()
                 consumer.commit()
             stats.update(delivered=campaign.delivered, skipped=campaign.skipped)

@@ -13,7 +13,8 @@ impossible transition, or a duplicate under another event id) changes nothing.
 """
 from __future__ import annotations
 
-KNOWN_METHODS = frozenset({"boleto", "pix", "credit_card", "debit_card", "voucher"})
+from alerts.metric_labels import bounded
+
 MAX_RETURN_IDS = 50  # returns remembered per order for dedupe: far more than any real order has
 
 
@@ -30,8 +31,8 @@ def _units(items) -> dict[str, int]:
 
 
 def method_label(method: str | None) -> str:
-    """A bounded metric label for a payment method."""
-    return method if method in KNOWN_METHODS else "other"
+    """A bounded metric label for a payment method (alerts/metric_labels.toml)."""
+    return bounded("payment_method", method)
 
 
 def evolve(state: dict | None, event) -> tuple[dict, list[dict], list[dict]]:

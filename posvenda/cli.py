@@ -102,7 +102,7 @@ def cmd_simulate(args) -> int:
 def cmd_worker(args) -> int:
     from streams import worker
 
-    worker.main(args.faust_args)
+    worker.main(["--loglevel", args.loglevel, *args.faust_args])
     return 0
 
 
@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("worker", help="run a Faust worker (agents, tables, HTTP views, /metrics)")
+    p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"],
+                   help="log level of the worker (default info)")
     p.add_argument("faust_args", nargs=argparse.REMAINDER, help="extra arguments for the Faust worker")
     p.set_defaults(func=cmd_worker)
 

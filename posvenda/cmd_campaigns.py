@@ -39,12 +39,16 @@ def cmd_campaigns(args) -> int:
         backend = campaigns.LogBackend()
     else:
         backend = campaigns.OutboxBackend(Path(args.outbox) if args.outbox else settings.data_dir.parent / "outbox.jsonl")
-    templates = campaigns.Templates(templates_dir, settings.business_timezone)
+    try:
+        templates = campaigns.Templates(templates_dir, settings.business_timezone)
+    except campaigns.TemplateError as exc:
+        print(f"posvenda campaigns: {exc}", file=sys.stderr)
+        return 2
     try:
         stats = campaigns.run(settings, backend, args.group_id or f"{settings.app_id}-campaigns",
                               until_idle_s=args.until_idle, templates=templates)
     except KeyboardInterrupt:
         return 130
     print(f"campaigns: {stats['actions']} actions, {stats['delivered']} messages delivered, "
-          f"{stats['skipped']} already delivered, {stats['invalid']} invalid")
+          f"{stats['skipped']} already delivered, {stats['invalid']} invalid (skipped, each named in the log)")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from alerts.metric_labels import bounded
 from projections import funnel_fold
 from projections.derived import DerivedCounts, NotReady, merge_partials
 from projections.http import gather_partials, unauthorized
@@ -40,8 +41,7 @@ async def apply(event, partition: int) -> None:
     moved = counts.move(partition, old, new)  # before the write: a rebuild must not see `new` yet
     sessions_table[event.session_id] = new
     for step in set(new["steps"]) - set((old or {}).get("steps", ())):
-        metrics.FUNNEL_SESSIONS.labels(step, new["device"] or funnel_fold.UNKNOWN,
-                                       new["channel"] or funnel_fold.UNKNOWN).inc()
+        metrics.FUNNEL_SESSIONS.labels(step, bounded("device", new["device"]), bounded("channel", new["channel"])).inc()
     for cell, value in moved.items():
         key = "|".join((*cell, str(partition)))
         await topic(catalogue.PROJECTION_FUNNEL).send(key=key.encode(), value=json.dumps(

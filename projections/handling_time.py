@@ -10,6 +10,7 @@ minutes hardly notices; the table, not the metric, is the record.
 """
 from __future__ import annotations
 
+from alerts.metric_labels import bounded
 from streams import handlers, metrics
 from streams.app import app, settings
 
@@ -56,4 +57,4 @@ async def apply(event, partition: int) -> None:
         return
     handling_table[event.order_id] = new
     if seconds is not None:
-        metrics.ORDER_HANDLING.labels(new["payment_method"] or "other").observe(seconds)
+        metrics.ORDER_HANDLING.labels(bounded("payment_method", new["payment_method"])).observe(seconds)

@@ -7,8 +7,13 @@ named columns and rows of plain values, which projections/report_export.py write
 XML or JSON. Statuses come from the order state machine, so a flagged transition (shipped before
 paid) counts for nothing here either. Days and hours are local to the business time zone.
 
-Personal data stays out: customers appear by id only (the birthday list gives the day, not the
-year or the name; a campaign looks the contact up), and erased customers are left out.
+Personal data stays out: customers appear by id only (the birthday list gives the day and month
+and the age turned, never the birth date or the name; a campaign looks the contact up), and erased
+customers are left out.
+
+A log may hold an event more than once (a producer's retry, a file ingested twice): the order and
+session folds keep one copy per event_id, and the reports read the other events through `_sorted`,
+which does the same, so a duplicate changes no figure.
 """
 from __future__ import annotations
 
@@ -54,7 +59,12 @@ def _average(total: float, n: int) -> float | None:
 
 
 def _sorted(events: Iterable, *types: str) -> list:
-    return sorted((e for e in events if e.type in types), key=lambda e: (e.occurred_at, e.event_id))
+    """The events of `types` in event time, one per event_id (the first copy read)."""
+    unique: dict[str, object] = {}
+    for e in events:
+        if e.type in types:
+            unique.setdefault(e.event_id, e)
+    return sorted(unique.values(), key=lambda e: (e.occurred_at, e.event_id))
 
 
 def _placed(inputs: Inputs) -> list[dict]:
@@ -191,7 +201,10 @@ def customers_by_age_sex(inputs: Inputs) -> Table:
 
 
 def birthdays(inputs: Inputs, start: dt.date, end: dt.date) -> Table:
-    """Customers whose birthday falls between `start` and `end` (inclusive, any year)."""
+    """Customers whose birthday falls between `start` and `end` (inclusive, any year): the day and
+    month it falls on (29 February is kept on 1 March in a common year) and the age turned. Two
+    numbers rather than a date, so the birth date is not written and a spreadsheet does not
+    read "01/03" as a date of its own choosing."""
     if end < start:
         raise ValueError(f"birthdays: the period ends ({end}) before it starts ({start})")
     rows = []
@@ -205,9 +218,9 @@ def birthdays(inputs: Inputs, start: dt.date, end: dt.date) -> Table:
             except ValueError:  # 29 February in a common year: the 1st of March
                 day = dt.date(year, 3, 1)
             if start <= day <= end:
-                rows.append((cid, day.isoformat(), age_on(birth, day)))
-    return Table("birthdays", f"Birthdays from {start} to {end}", ("customer_id", "birthday", "turns"),
-                 sorted(rows, key=lambda r: (r[1], r[0])))
+                rows.append((day, cid, age_on(birth, day)))
+    return Table("birthdays", f"Birthdays from {start} to {end}", ("customer_id", "day", "month", "turns"),
+                 [(cid, day.day, day.month, turns) for day, cid, turns in sorted(rows)])
 
 
 def handling_time(inputs: Inputs) -> Table:

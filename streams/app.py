@@ -9,7 +9,9 @@ import functools
 
 import faust
 
+from streams.redaction import redact_in_logs
 from streams.settings import Settings
+from streams.web_auth import auth_middleware, log_routes
 
 settings = Settings.from_env()
 
@@ -40,8 +42,22 @@ def _credentials(s: Settings):
     raise ValueError(f"KAFKA_SECURITY_PROTOCOL={s.security_protocol}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
 
 
+class PosvendaApp(faust.App):
+    """faust.App whose web server carries only the project's views (see streams/web_auth.py)."""
+
+    def _new_web(self):
+        web = super()._new_web()
+        web.production_blueprints = ()  # Faust's "/" status page: /health is the project's liveness route
+        web.blueprints = type(web.blueprints)(web._enabled_blueprints())
+        return web
+
+    def on_webserver_init(self, web) -> None:
+        log_routes(web.web_app)
+
+
 def create_app(s: Settings) -> faust.App:
-    return faust.App(
+    redact_in_logs(s.sasl_password, s.api_token)
+    return PosvendaApp(
         s.app_id,
         broker=";".join(f"kafka://{host}" for host in s.bootstrap_servers.split(",")),
         broker_credentials=_credentials(s),
@@ -57,6 +73,9 @@ def create_app(s: Settings) -> faust.App:
         web_port=s.web_port,
         canonical_url=f"http://{s.web_host}:{s.web_port}",  # how peers reach this worker's views
         web_in_thread=False,
+        web_application_options={"middlewares": [auth_middleware(s.api_token)]},  # every route, Faust's too
+        web_tables_enabled=False,  # Faust's /table/<name>/<key>/ would serve customer records
+        web_router_enabled=False,  # /router/ (cluster layout); views ask peers through app.router directly
         autodiscover=False,
         key_serializer="json",  # tables; catalogue topics are raw bytes (see topic())
         value_serializer="json",

@@ -47,8 +47,16 @@ def lag_by_partition(assignment: Iterable, highwater: Callable[[object], int | N
     return lags
 
 
+NOT_WORK = frozenset({catalogue.ORDER_TICKS.name})  # heartbeats the worker writes itself, not work to catch up
+
+
+def lag_topics(topics: Iterable) -> list:
+    """The catalogue topics whose consumer lag means work waiting."""
+    return [t for t in topics if t.name not in NOT_WORK]
+
+
 def _logical_names() -> dict[str, str]:
-    return {settings.topic_name(t): t.name for t in catalogue.all_topics()}
+    return {settings.topic_name(t): t.name for t in lag_topics(catalogue.all_topics())}
 
 
 @app.timer(interval=LAG_INTERVAL_SECONDS)

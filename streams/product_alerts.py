@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from alerts import alert_rules, delivery_fold, returns_fold, window_fold
+from alerts.metric_labels import bounded
 from projections import returns
 from streams.app import app, settings, topic
 from topics import catalogue, codec
@@ -33,8 +34,9 @@ class Kind:
 
 
 def _count_delivery(fact: dict) -> None:
-    returns.DELIVERIES.labels(fact["subject"]).inc()
-    returns.LATE_DELIVERIES.labels(fact["subject"]).inc(1 if fact["hits"] else 0)  # the series exists at 0
+    carrier = bounded("carrier", fact["subject"])
+    returns.DELIVERIES.labels(carrier).inc()
+    returns.LATE_DELIVERIES.labels(carrier).inc(1 if fact["hits"] else 0)  # the series exists at 0
 
 
 PRODUCTS = Kind(returns.PRODUCT, returns.products_table, lambda: alert_rules.config().return_rate,

@@ -5,7 +5,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.redaction import redact_in_logs
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _flag(value: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -17,8 +27,9 @@ class Settings:
     data_dir: Path = REPO / ".state" / "worker"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    api_token: str | None = None  # when set, HTTP projections require "Authorization: Bearer <token>"
+    api_token: str | None = field(default=None, repr=False)  # when set, HTTP projections require "Authorization: Bearer <token>"
     # at_least_once + idempotent folds, not faust's exactly_once: see README "Reliability" for why.
+    allow_open_http: bool = False  # serve the views without a token on a non-loopback address
     processing_guarantee: str = "at_least_once"
     recovery_tick_seconds: float = 5.0  # wall-clock ticks for idle partitions' recovery watermark; 0 = off
     business_timezone: str = "America/Sao_Paulo"  # days of the funnel and reports are local days
@@ -43,6 +54,7 @@ class Settings:
             web_host=get("POSVENDA_WEB_HOST", cls.web_host),
             web_port=get("POSVENDA_WEB_PORT", cls.web_port, int),
             api_token=get("POSVENDA_API_TOKEN", None),
+            allow_open_http=get("POSVENDA_ALLOW_OPEN_HTTP", cls.allow_open_http, _flag),
             processing_guarantee=get("POSVENDA_PROCESSING_GUARANTEE", cls.processing_guarantee),
             recovery_tick_seconds=get("POSVENDA_RECOVERY_TICK_SECONDS", cls.recovery_tick_seconds, float),
             business_timezone=get("POSVENDA_TIMEZONE", cls.business_timezone),
@@ -57,12 +69,15 @@ class Settings:
         return f"{self.topic_prefix}{topic.name}"
 
     def kafka_python_config(self) -> dict:
-        """Connection settings for kafka-python clients (admin, producer, consumer)."""
+        """Connection settings for kafka-python clients (admin, producer, consumer).
+
+        The SASL password is registered with the log redactor here, where it enters a client config."""
         protocol = self.security_protocol.upper()
         conf = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": protocol}
         if protocol.startswith("SASL_") and self.sasl_mechanism:  # only read for SASL protocols
             conf.update(sasl_mechanism=self.sasl_mechanism.upper(), sasl_plain_username=self.sasl_username,
                         sasl_plain_password=self.sasl_password)
+            redact_in_logs(self.sasl_password)
         if protocol in ("SSL", "SASL_SSL") and self.ssl_cafile:  # else the system's CAs
             conf["ssl_cafile"] = self.ssl_cafile
         return conf

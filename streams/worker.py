@@ -10,6 +10,7 @@ from projections import customer360, funnel, handling_time, http, order_history,
 from streams import customers, lag, orders, product_alerts, sessions  # noqa: F401
 from streams import recovery as recovery_agents  # noqa: F401
 from streams.app import app, settings
+from streams.web_auth import open_http_refusal
 
 
 class RepeatFilter(logging.Filter):
@@ -36,9 +37,15 @@ class RepeatFilter(logging.Filter):
 
 
 def main(extra_args: list[str] | None = None) -> None:
+    refusal = open_http_refusal(settings.web_host, settings.api_token, settings.allow_open_http)
+    if refusal:
+        raise SystemExit(f"posvenda worker: {refusal}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("aiokafka", "aiokafka.producer.sender", "aiokafka.consumer.fetcher", "aiokafka.cluster", "aiokafka.conn"):
         logging.getLogger(name).addFilter(RepeatFilter())
-    sys.argv = ["posvenda", "worker", "--loglevel", "info", "--web-port", str(settings.web_port),
+    extra_args = list(extra_args or [])
+    if "--loglevel" not in extra_args:
+        extra_args = ["--loglevel", "info", *extra_args]
+    sys.argv = ["posvenda", "worker", "--web-port", str(settings.web_port),
                 "--web-host", settings.web_host, *(extra_args or [])]
     app.main()  # the Faust CLI reads sys.argv

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.conftest import REPO, settings_env
+from tests.conftest import REPO, free_port, settings_env, wait_until
 from tests.faults.conftest import START_MS, assert_converges
 from tests.faults.conftest_broker import PrivateBroker
 
@@ -129,3 +129,49 @@ def test_scram_wrong_password_is_refused(scram_settings, tmp_path):
     # kafka-python may lose the broker's answer in a race (posvenda/diagnose.py); the CLI quotes it anyway
     assert f"The broker said: [Error 58] SaslAuthenticationFailed: {reason}" in topics.stderr, topics.stderr[-2000:]
     assert "not-the-password" not in worker_log.read_text(errors="replace") + topics.stderr
+
+
+def test_no_secret_in_any_repr_or_log_of_a_secured_run_at_debug(scram_settings, tmp_path, caplog):
+    """Given SCRAM and an API token, when the admin client runs as a library with DEBUG logging, the CLI
+    runs with -v and a worker with --loglevel debug, then neither secret appears in any of their output."""
+    import logging
+
+    from topics.admin import create_topics
+
+    token = secrets.token_urlsafe(16)
+    settings = replace(scram_settings, api_token=token)
+    password = settings.sasl_password
+    assert password not in repr(settings) and token not in repr(settings)
+
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("kafka").setLevel(logging.DEBUG)
+        create_topics(settings)
+    library_log = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Starting KafkaAdminClient with configuration" in library_log  # the line that used to carry it
+
+    path = tmp_path / "events.jsonl"
+    from posvenda.simulate import generate, write_jsonl
+
+    write_jsonl(generate(3, 40, START_MS), path)
+    runs = [cli(settings, "-v", "topics", "create"), cli(settings, "-v", "ingest", "-q", str(path))]
+    assert all(run.returncode == 0 for run in runs), [run.stderr[-1000:] for run in runs]
+
+    from topics import catalogue
+
+    debug_log = tmp_path / "worker-debug.log"
+    with debug_log.open("w") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "posvenda.cli", "worker", "--loglevel", "debug"],
+                                  env=settings_env(replace(settings, web_port=free_port())), cwd=REPO, stdout=out,
+                                  stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: "Worker ready" in debug_log.read_text(errors="replace"), 90, what="the worker")
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    debug_out = debug_log.read_text(errors="replace")
+    assert "DEBUG" in debug_out and catalogue.ORDERS.name in debug_out  # it really logged at debug
+    outputs = {"library": library_log, "worker --loglevel debug": debug_out,
+               **{f"cli {i}": run.stdout + run.stderr for i, run in enumerate(runs)}}
+    leaked = {name: secret_name for name, text in outputs.items()
+              for secret_name, secret in (("password", password), ("token", token)) if secret in text}
+    assert leaked == {}

@@ -22,3 +22,12 @@ def test_partitions_whose_log_end_is_unknown_yet_are_skipped_and_lag_is_never_ne
     ends = {TP("t1.orders.events", 0): None, TP("t1.orders.events", 1): 5}
     committed = {TP("t1.orders.events", 1): 6}  # committed past a transaction marker's stale log end
     assert lag_by_partition(assignment, ends.get, committed, NAMES) == {("orders.events", 1): 0}
+
+
+def test_tick_heartbeats_are_not_counted_as_work_waiting():
+    from streams.lag import lag_topics
+    from topics import catalogue
+
+    names = {t.name for t in lag_topics(catalogue.all_topics())}
+    assert catalogue.ORDER_TICKS.name not in names
+    assert {t.name for t in catalogue.SOURCE_TOPICS} <= names and catalogue.SESSION_ORDER_STEPS.name in names

@@ -2,11 +2,12 @@
 message_sent events, an outbox that skips what it already delivered, a log without personal data."""
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 
 from alerts import campaigns, recovery_rules
-from topics import events
+from topics import codec, events
 
 DUE = 1_741_834_799_000  # 2025-03-12T23:59:59-03:00
 ACTION = {"action_id": "ch-1:last_call", "type": "send_last_call", "step": "last_call", "charge_id": "ch-1",
@@ -33,9 +34,58 @@ def test_every_template_renders_in_portuguese_with_the_order_amount_and_due_date
     assert "23:59" in pix and "Pix" in pix
 
 
-def test_a_missing_template_is_a_clear_error(tmp_path):
-    with pytest.raises(campaigns.TemplateError, match="send_last_call.sms.txt"):
+def test_a_missing_template_is_a_clear_error_naming_the_action(tmp_path):
+    with pytest.raises(campaigns.TemplateError, match=r"action 'ch-1:last_call': no template for type "
+                                                      r"'send_last_call' on channel 'sms'"):
         campaigns.Templates(tmp_path).render(ACTION, "sms")
+
+
+def test_a_crafted_action_type_cannot_read_another_file(tmp_path):
+    # Given a templates directory and, beside it, another .txt file an action type could point at
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "send_last_call.email.txt").write_text("Pedido $order_id")
+    (tmp_path / "secret.email.txt").write_text("SECRET $order_id")
+    templates = campaigns.Templates(tmp_path / "templates")
+    # When actions name a path as their type / Then they are refused by id, and nothing is read
+    for crafted in ("../secret", "../../x", "/etc/passwd", "send_last_call.email.txt/.."):
+        with pytest.raises(campaigns.TemplateError, match=r"action 'ch-1:last_call': no template for type"):
+            templates.render({**ACTION, "type": crafted}, "email")
+    with pytest.raises(campaigns.TemplateError, match="no template"):
+        templates.render(ACTION, "../secret")  # nor as a channel
+    assert templates.render(ACTION, "email") == "Pedido o-77\n"
+
+
+def test_an_order_id_cannot_smuggle_a_line_or_a_url_into_the_message():
+    # Given an order id carrying a line break and a URL, and one carrying control characters
+    templates = campaigns.Templates()
+    plain = templates.render(ACTION, "email")
+    for order_id, shown in (("o-77\nhttp://evil", "o-77http:evil"), ("o-77\r\n\x1b[31m\u2028x y", "o-7731mxy")):
+        # When it is rendered in every template
+        text = templates.render({**ACTION, "order_id": order_id}, "email")
+        # Then the id shows without them: no new line, no URL, no control character
+        assert text == plain.replace("o-77", shown)
+        assert "http://" not in text and not any(line.startswith("http") for line in text.splitlines())
+        assert not [ch for ch in text if ch != "\n" and (ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch == "\u2028")]
+    assert len(campaigns.safe_id("x" * 500)) == campaigns.MAX_ID_CHARS
+
+
+@pytest.mark.parametrize("bad", [{"amount": float("nan")}, {"amount": float("inf")}, {"due_at": 10**20},
+                                 {"channels": ["email", "sms"]}, {"type": "../../x"}])
+def test_an_action_that_cannot_be_rendered_sends_nothing_on_any_channel(tmp_path, bad):
+    # Given an action with a non-finite amount, an impossible due time, or a channel without template
+    published = []
+    run = campaigns.Campaign(campaigns.OutboxBackend(tmp_path / "outbox.jsonl"), published.append, campaigns.Templates())
+    # When it is handled / Then it is refused naming the action, and nothing is delivered or logged as sent
+    with pytest.raises(campaigns.TemplateError, match="action 'ch-1:last_call'"):
+        run.handle({**ACTION, **bad})
+    run.backend.close()
+    assert (tmp_path / "outbox.jsonl").read_text() == "" and published == [] and run.delivered == 0
+
+
+def test_a_template_with_an_unknown_placeholder_stops_the_start(tmp_path):
+    (tmp_path / "send_last_call.email.txt").write_text("Olá $customer_name, pedido $order_id")
+    with pytest.raises(campaigns.TemplateError, match="send_last_call.email.txt: unknown or malformed placeholder"):
+        campaigns.Templates(tmp_path)
 
 
 def test_message_sent_event_is_deterministic_and_valid():
@@ -70,3 +120,24 @@ def test_log_backend_logs_ids_not_text_or_customer(caplog):
     logged = caplog.text
     assert "ch-1:last_call" in logged and "whatsapp" in logged
     assert "c-9" not in logged and "R$" not in logged
+
+
+def test_the_consumer_skips_an_unrenderable_action_naming_it_and_goes_on(tmp_path, caplog):
+    # Given a crafted action (its type a path) between two good ones, as recovery.actions records
+    def record(offset, **changes):
+        value = codec.encode("posvenda.recovery.RecoveryAction", {**ACTION, **changes})
+        return SimpleNamespace(partition=0, offset=offset, value=value)
+
+    records = [record(1, action_id="ch-1:a"), record(2, action_id="ch-2:b", type="../../x"), record(3, action_id="ch-3:c"),
+               SimpleNamespace(partition=0, offset=4, value=b"not avro")]
+    run = campaigns.Campaign(campaigns.OutboxBackend(tmp_path / "outbox.jsonl"), lambda e: None, campaigns.Templates())
+    # When the consumer handles them
+    handled = [campaigns.handle_record(run, r) for r in records]
+    run.backend.close()
+    # Then the crafted and the undecodable ones are skipped and named in the log, the others delivered
+    assert handled == [True, False, True, False]
+    delivered = {json.loads(line)["action_id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()}
+    assert delivered == {"ch-1:a", "ch-3:c"}
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and "offset 2 skipped: action 'ch-2:b'" in errors[0] and "'../../x'" in errors[0]
+    assert "offset 4 skipped" in errors[1]
