@@ -7,10 +7,17 @@ as it likes, and (2) fed to another worker one day at a time, each day published
 worker has applied the previous day's facts. Both must emit exactly the alert events computed here
 from the raw events (tests/groundtruth_alerts.py: own windows, own Wilson bound, own day closing),
 the same ids, days and values.
+
+The Olist sample (800 real orders, 2016-2018) is the second case: replayed at full speed by
+`posvenda olist replay`, and fed month by month to another worker, it must give the same alerts
+and figures, and every delivery of the log must be counted in posvenda_deliveries_total. The
+sample's carrier never reaches the minimum of deliveries a week, so no alert fires there: what that
+case checks is the figures and the counts.
 """
 from __future__ import annotations
 
 import random
+import time
 import uuid
 
 from kafka import KafkaConsumer
@@ -19,6 +26,9 @@ from alerts.alert_rules import config
 from posvenda.publish import Publisher
 from tests import groundtruth_alerts as truth
 from tests.conftest import wait_until
+from tests.e2e.test_olist_replay_e2e import SAMPLE
+from tests.e2e.test_olist_replay_e2e import oracle as olist_oracle
+from tests.e2e.test_olist_replay_e2e import replay as olist_replay
 from topics import catalogue, codec
 from topics.events import Event
 
@@ -154,10 +164,31 @@ def assert_expected(got: list[dict], want: dict, how: str) -> None:
         assert float(d["wilson_upper"]) == round(w["wilson_upper"], 4), (how, alert)
 
 
-def test_alerts_are_the_same_whether_the_log_is_ingested_at_once_or_fed_day_by_day(settings, settings_factory,
-                                                                                  worker_factory, tmp_path):
+def second_namespace(settings_factory, tmp_path, name: str):
+    """Another topic prefix, consumer group and state directory, with its topics created."""
     from topics.admin import create_topics
 
+    s = settings_factory(data_dir=tmp_path / name)
+    create_topics(s)
+    return s
+
+
+def feed(s, worker, chunks, what: str) -> None:
+    """Publishes chunk after chunk, each once the worker has applied every fact of those before."""
+    published = []
+    for label, chunk in chunks:
+        publish(s, chunk)
+        published += chunk
+        wait_applied(worker, published, f"{what} {label}")
+
+
+def too_late_counts(worker) -> list[float]:
+    lines = [line for line in worker.get_text("/metrics").splitlines() if 'outcome="too_late"' in line]
+    return [float(line.rsplit(" ", 1)[1]) for line in lines]
+
+
+def test_alerts_are_the_same_whether_the_log_is_ingested_at_once_or_fed_day_by_day(settings, settings_factory,
+                                                                                  worker_factory, tmp_path):
     events = scenario()
     want = expected(events, settings.partitions)
     raised = sorted(k[0].split(":")[1] for k in want if k[1] == "raised")
@@ -169,18 +200,13 @@ def test_alerts_are_the_same_whether_the_log_is_ingested_at_once_or_fed_day_by_d
     # Given the whole log published at once, then folded by a worker reading it as fast as it can
     publish(settings, events)
     at_once_worker = worker_factory(settings, "at-once")
-    wait_applied(at_once_worker, events, "ingested at once")
-    at_once = alert_events(settings, len(want))
-
-    # And the same log fed to another worker one day at a time
-    daily = settings_factory(data_dir=tmp_path / "daily-worker")
-    create_topics(daily)
+    # And the same log fed to another worker one day at a time (meanwhile the first one folds)
+    daily = second_namespace(settings_factory, tmp_path, "daily")
     daily_worker = worker_factory(daily, "daily")
-    for day in range(T0 // DAY, max(e.occurred_at for e in events) // DAY + 1):
-        today = [e for e in events if e.occurred_at // DAY == day]
-        publish(daily, today)
-        wait_applied(daily_worker, [e for e in events if e.occurred_at // DAY <= day], f"day {day}")
-    day_by_day = alert_events(daily, len(want))
+    days = sorted({e.occurred_at // DAY for e in events})
+    feed(daily, daily_worker, [(f"day {d}", [e for e in events if e.occurred_at // DAY == d]) for d in days], "fed")
+    wait_applied(at_once_worker, events, "ingested at once")
+    at_once, day_by_day = alert_events(settings, len(want)), alert_events(daily, len(want))
 
     # Then both gave exactly the expected alert events: ids, days, samples and Wilson bounds
     assert_expected(day_by_day, want, "fed day by day")
@@ -188,6 +214,49 @@ def test_alerts_are_the_same_whether_the_log_is_ingested_at_once_or_fed_day_by_d
     # And the very same records, wording included
     assert at_once == day_by_day
     # And no fact was dropped as too late: none was late at its source
-    for worker in (at_once_worker, daily_worker):
-        too_late = [line for line in worker.get_text("/metrics").splitlines() if 'outcome="too_late"' in line]
-        assert all(float(line.rsplit(" ", 1)[1]) == 0 for line in too_late), too_late
+    assert not any(too_late_counts(at_once_worker) + too_late_counts(daily_worker))
+
+
+def olist_events():
+    from posvenda import olist
+
+    events, rejected = olist.replay(olist.load(SAMPLE))
+    assert not rejected
+    return events
+
+
+def month_of(ms: int) -> str:
+    return time.strftime("%Y-%m", time.gmtime(ms / 1000))
+
+
+def test_olist_sample_replayed_at_full_speed_or_month_by_month_gives_the_same_alerts_and_deliveries(
+        settings, settings_factory, worker_factory, tmp_path):
+    # Given the Olist sample's deliveries as the CSV files state them (late = after the estimated day)
+    deliveries = [o["late"] for o in olist_oracle().values() if o["late"] is not None]
+    assert len(deliveries) > 700 and sum(deliveries) > 20
+    events = olist_events()
+    want = expected(events, settings.partitions)
+
+    # When the sample is replayed as fast as possible (`posvenda olist replay`), then folded
+    olist_replay(settings)
+    fast = worker_factory(settings, "fast")
+    # And fed to another worker month by month, in event time, each month once the last is applied
+    monthly = second_namespace(settings_factory, tmp_path, "monthly")
+    by_month = worker_factory(monthly, "monthly")
+    months = sorted({month_of(e.occurred_at) for e in events})
+    feed(monthly, by_month, [(m, [e for e in events if month_of(e.occurred_at) == m]) for m in months], "month")
+    wait_applied(fast, events, "replayed at full speed")
+
+    # Then both emitted the alerts computed from the events, the same records
+    fast_alerts, monthly_alerts = alert_events(settings, len(want)), alert_events(monthly, len(want))
+    assert_expected(fast_alerts, want, "replayed at full speed")
+    assert fast_alerts == monthly_alerts
+    # And the same late-delivery and return-rate figures
+    assert fast.get("/late-deliveries") == by_month.get("/late-deliveries")
+    assert fast.get("/return-rates?limit=100000") == by_month.get("/return-rates?limit=100000")
+    # And every delivery of the log was judged for lateness, late exactly where the dataset says
+    for worker in (fast, by_month):
+        text = worker.get_text("/metrics")
+        assert f'posvenda_deliveries_total{{carrier="olist"}} {float(len(deliveries))}' in text
+        assert f'posvenda_late_deliveries_total{{carrier="olist"}} {float(sum(deliveries))}' in text
+        assert not any(too_late_counts(worker))
