@@ -9,8 +9,8 @@ Tables (all JSON dicts, str keys):
   alert-fact-ids           "kind|subject|day" -> fact ids seen that day (dedupe, dropped with the day)
   alert-watermarks         "kind|partition" -> {"sources": {orders partition: watermark}, "closed_through"}
                            of a facts partition (written by the judging agents), and
-                           "source|partition" -> {"watermark"} of an orders partition (written by
-                           the ORDERS handler and the ticks agent while processing that partition)
+                           "source|partition" -> {"watermark", "tick_offset"} of an orders partition
+                           (written by the ORDERS handler and the ticks agent while processing it)
   alerts-active            "rule|subject" -> the raised AlertEvent record, until cleared
 """
 from __future__ import annotations
@@ -77,14 +77,29 @@ async def advance_source(partition: int, candidate: int) -> int:
     """Moves orders partition `partition`'s watermark to `candidate` (never back) and, for each
     window kind whose closing day this passes, tells every window partition. Returns the watermark.
     Called only while processing a message of that orders partition (orders or ticks)."""
-    previous = source_watermark(partition)
+    record = watermarks_table.get(source_key(partition)) or {}
+    previous = record.get("watermark")
     current = window_fold.source_watermark(previous, candidate)
     if current != previous:
-        watermarks_table[source_key(partition)] = {"watermark": current}
+        watermarks_table[source_key(partition)] = {**record, "watermark": current}
         for kind, t in FACT_TOPICS.items():
             if window_fold.passes_day_boundary(previous, current, lateness_ms(kind)):
                 await broadcast_watermark(kind, t, partition, current)
     return current
+
+
+async def tick_source(partition: int, wall_watermark: int, orders_offset: int | None) -> None:
+    """A wall-clock tick that moved a live, caught-up orders partition's recovery watermark.
+
+    It moves the partition's alert watermark too, but only once the partition has stayed quiet for a
+    whole tick interval (no orders event between two such ticks): a partition caught up for a moment
+    while a backlog of older events is still being written must not turn that backlog into late
+    facts. `orders_offset` is the next orders offset the partition will read."""
+    record = watermarks_table.get(source_key(partition)) or {}
+    if "tick_offset" not in record or record["tick_offset"] != orders_offset:
+        watermarks_table[source_key(partition)] = {**record, "tick_offset": orders_offset}
+        return
+    await advance_source(partition, wall_watermark)
 
 
 async def broadcast_watermark(kind: str, t, source: int, watermark: int) -> None:

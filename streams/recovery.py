@@ -13,9 +13,10 @@ A tick only applies when the orders partition is consumed to its end and its new
 "Consumed to its end" compares the offset after the last orders event the handler saw with the log
 end the consumer knows; a dead-lettered message at the very end of a partition therefore holds its
 ticks back until the next valid event (the safe side).
-When a tick moves a partition's recovery watermark, it moves the partition's alert source watermark
-to the same instant too (projections.returns.advance_source), so the alert windows, which wait for
-the slowest orders partition, are not held back by an idle one.
+When a tick moves a partition's recovery watermark and no orders event arrived since the previous
+such tick, it moves the partition's alert source watermark to the same instant
+(projections.returns.tick_source), so the alert windows, which wait for the slowest orders
+partition, are not held back by an idle one.
 `POSVENDA_RECOVERY_TICK_SECONDS=0` turns the timer off altogether.
 """
 from __future__ import annotations
@@ -54,15 +55,15 @@ async def advance_idle_partitions(stream):
             log.warning("ignoring a malformed tick on %s partition %s offset %s", message.topic, message.partition,
                         message.offset)
             continue
-        before = _recovery_watermark(message.partition)
+        before = _recovery_clock(message.partition).get("watermark")
         await recovery.publish(recovery.apply_tick(message.partition, wall_ms, _orders_end_offset(message.partition)))
-        after = _recovery_watermark(message.partition)
-        if after is not None and after != before:
-            await returns.advance_source(message.partition, after)
+        after = _recovery_clock(message.partition)
+        if after.get("watermark") is not None and after["watermark"] != before:
+            await returns.tick_source(message.partition, after["watermark"], after.get("next_offset"))
 
 
-def _recovery_watermark(partition: int) -> int | None:
-    return (recovery.clock_table.get(recovery.clock_key(partition)) or {}).get("watermark")
+def _recovery_clock(partition: int) -> dict:
+    return recovery.clock_table.get(recovery.clock_key(partition)) or {}
 
 
 if settings.recovery_tick_seconds > 0:
