@@ -122,6 +122,13 @@ def source_watermark(previous: int | None, candidate: int) -> int:
     return candidate if previous is None else max(previous, candidate)
 
 
+def tick_moves_source(source_wm: int | None, tick_wm: int, allowed_lateness_ms: int) -> bool:
+    """Whether a wall-clock tick may move an idle source's watermark: only a source whose own
+    watermark is within the lateness of the wall clock. A source still in the past (a replay, a
+    backlog of older history) moves with its events alone, so reading speed never makes a fact late."""
+    return source_wm is not None and tick_wm - source_wm <= allowed_lateness_ms
+
+
 def closing_day(watermark: int, allowed_lateness_ms: int) -> int:
     """The last day a watermark closes: the day before the one holding watermark - lateness."""
     return day_of(watermark - allowed_lateness_ms) - 1

@@ -91,15 +91,18 @@ async def advance_source(partition: int, candidate: int) -> int:
 async def tick_source(partition: int, wall_watermark: int, orders_offset: int | None) -> None:
     """A wall-clock tick that moved a live, caught-up orders partition's recovery watermark.
 
-    It moves the partition's alert watermark too, but only once the partition has stayed quiet for a
-    whole tick interval (no orders event between two such ticks): a partition caught up for a moment
-    while a backlog of older events is still being written must not turn that backlog into late
-    facts. `orders_offset` is the next orders offset the partition will read."""
+    It moves the partition's alert watermark to the tick's only when that watermark is already
+    within the allowed lateness of it (the partition lives in the present: an older backlog is never
+    made late by today's clock), and only once the partition stayed quiet for a whole tick interval
+    (no orders event between two such ticks: caught up for a moment while events are still being
+    written is not idle). `orders_offset` is the next orders offset the partition will read."""
     record = watermarks_table.get(source_key(partition)) or {}
     if "tick_offset" not in record or record["tick_offset"] != orders_offset:
         watermarks_table[source_key(partition)] = {**record, "tick_offset": orders_offset}
         return
-    await advance_source(partition, wall_watermark)
+    lateness = min(lateness_ms(kind) for kind in FACT_TOPICS)
+    if window_fold.tick_moves_source(record.get("watermark"), wall_watermark, lateness):
+        await advance_source(partition, wall_watermark)
 
 
 async def broadcast_watermark(kind: str, t, source: int, watermark: int) -> None:

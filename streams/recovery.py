@@ -13,10 +13,10 @@ A tick only applies when the orders partition is consumed to its end and its new
 "Consumed to its end" compares the offset after the last orders event the handler saw with the log
 end the consumer knows; a dead-lettered message at the very end of a partition therefore holds its
 ticks back until the next valid event (the safe side).
-When a tick moves a partition's recovery watermark and no orders event arrived since the previous
-such tick, it moves the partition's alert source watermark to the same instant
-(projections.returns.tick_source), so the alert windows, which wait for the slowest orders
-partition, are not held back by an idle one.
+When a tick moves a partition's recovery watermark, no orders event arrived since the previous such
+tick and the partition's alert watermark is within the alert lateness of the wall clock, it moves
+that watermark to the same instant (projections.returns.tick_source), so the alert windows, which
+wait for the slowest orders partition, are not held back by an idle live one.
 `POSVENDA_RECOVERY_TICK_SECONDS=0` turns the timer off altogether.
 """
 from __future__ import annotations

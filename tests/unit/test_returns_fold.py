@@ -132,6 +132,13 @@ def test_a_source_tells_the_windows_once_per_day_boundary_not_once_per_event():
     assert window_fold.source_watermark(T0 + 5, T0) == T0 + 5
 
 
+def test_ticks_move_only_a_source_that_lives_in_the_present():
+    now = T0 + 100 * DAY
+    assert window_fold.tick_moves_source(now - 3600_000, now, LATENESS)  # a live partition gone quiet
+    assert not window_fold.tick_moves_source(now - 5 * DAY, now, LATENESS)  # a backlog of older history
+    assert not window_fold.tick_moves_source(None, now, LATENESS)  # never had an event
+
+
 def test_only_facts_late_at_their_source_are_too_late_whatever_the_window_has_closed():
     day0 = window_fold.day_of(T0)
     on_time = fact("x", T0 + 10 * DAY) | {"src": 0, "src_wm": T0 + 11 * DAY}  # exactly the lateness
