@@ -5,7 +5,8 @@ carrier). A *fact* is one idempotent contribution to a subject's rate, re-keyed 
 from an orders partition (its *source*):
 
     {"fact_id": str, "subject": str, "at": ms, "units": int, "hits": int, "reason": str | None,
-     "src": orders partition, "src_wm": that partition's watermark when it emitted the fact}
+     "src": orders partition, "src_wm": that partition's watermark when it emitted the fact,
+     i.e. the newest time of any fact it emitted so far, this one included}
 
 (units delivered, and units returned for a reason; or one delivery, late or not). A *watermark
 record* {"src", "src_wm"} carries only the second part; the orders side broadcasts one to every
@@ -117,8 +118,8 @@ def window(state: dict | None, day: int, window_days: int) -> dict:
 # --- watermarks: each source's, and the window partition's aligned one --------------------------
 
 def source_watermark(previous: int | None, candidate: int) -> int:
-    """A source partition's watermark moves only forward: its newest order event time (or the
-    wall-clock bound of a tick on an idle live partition)."""
+    """A source partition's watermark moves only forward: the newest time of a fact it emitted (or
+    the wall-clock bound of a tick on an idle live partition)."""
     return candidate if previous is None else max(previous, candidate)
 
 

@@ -23,7 +23,7 @@ from typing import ClassVar
 from prometheus_client import Counter
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
-from alerts import alert_rules, delivery_fold, funnel_baseline, order_facts, recovery_fold, returns_fold, window_fold
+from alerts import alert_rules, delivery_fold, funnel_baseline, order_facts, returns_fold, window_fold
 from projections.http import page_of, unauthorized
 from streams import handlers
 from streams.app import app, settings, topic
@@ -116,18 +116,12 @@ async def broadcast_watermark(kind: str, t, source: int, watermark: int) -> None
 @handlers.on(handlers.ORDERS)
 async def forward_alert_facts(event, partition: int) -> None:
     """Order events -> per-product and per-carrier facts (each emitted once, deterministic fact_id),
-    stamped with the orders partition and its watermark; the watermark moves with every order event."""
-    if not recovery_fold.is_order_event(event):
+    stamped with the orders partition and its watermark: the newest fact time the partition emitted.
+
+    Fact times, not every order event's: a payment_expired scheduled days after its order would
+    otherwise make the deliveries read after it late."""
+    if event.type not in ORDER_TYPES:
         return
-    previous = source_watermark(partition)
-    watermark = window_fold.source_watermark(previous, event.occurred_at)
-    if event.type in ORDER_TYPES:
-        await forward_facts(event, partition, watermark)
-    if watermark != previous:
-        await advance_source(partition, watermark)  # after the facts: a window hears of them first
-
-
-async def forward_facts(event, partition: int, watermark: int) -> None:
     old = orders_table.get(event.order_id)
     new, product_facts, carrier_facts = order_facts.evolve(old, event)
     if new == old:
@@ -140,10 +134,16 @@ async def forward_facts(event, partition: int, watermark: int) -> None:
     if order_facts.newly_paid(old, new):
         PAID_VALUE.labels(order_facts.method_label(event.payload.get("method"))).inc(
             max(0.0, float(event.payload.get("amount") or 0)))
+    facts = [(PRODUCT, f) for f in product_facts] + [(CARRIER, f) for f in carrier_facts]
+    if not facts:
+        return
+    previous = source_watermark(partition)
+    watermark = window_fold.source_watermark(previous, max(fact["at"] for _, fact in facts))
     stamp = {"src": partition, "src_wm": watermark}
-    for kind, facts in ((PRODUCT, product_facts), (CARRIER, carrier_facts)):
-        for fact in facts:
-            await topic(FACT_TOPICS[kind]).send(key=fact["subject"].encode(), value=json.dumps(fact | stamp).encode())
+    for kind, fact in facts:
+        await topic(FACT_TOPICS[kind]).send(key=fact["subject"].encode(), value=json.dumps(fact | stamp).encode())
+    if watermark != previous:
+        await advance_source(partition, watermark)  # after the facts: a window hears of them first
 
 
 def _count(value) -> bool:

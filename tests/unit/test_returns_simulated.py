@@ -22,8 +22,10 @@ def run(events, rule):
         if event.order_id is None or not event.type.startswith("order_"):
             continue
         source = zlib.crc32(event.order_id.encode()) % PARTITIONS
-        sources[source] = window_fold.source_watermark(sources.get(source), event.occurred_at)
         orders[event.order_id], facts, _ = order_facts.evolve(orders.get(event.order_id), event)
+        if not facts:
+            continue
+        sources[source] = window_fold.source_watermark(sources.get(source), max(f["at"] for f in facts))
         for fact in facts:
             partition = zlib.crc32(fact["subject"].encode()) % PARTITIONS
             fact = fact | {"src": source, "src_wm": sources[source]}
