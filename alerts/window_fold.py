@@ -151,8 +151,9 @@ def advance(mark: dict | None, source: int | None, source_wm: int | None, partit
             allowed_lateness_ms: int) -> tuple[dict, tuple[int | None, int] | None]:
     """(new mark, the days that close now as (previous closed day, new closed day), or None).
 
-    mark = {"sources": {str(partition): watermark}, "closed_through": last closed day}. The closed
-    days are those through closing_day(aligned watermark); previous is None at the first close.
+    mark = {"sources": {str(partition): watermark}, "closed_through": last closed day, "data_days":
+    the days holding a fact}. The closed days are those through closing_day(aligned watermark);
+    previous is None at the first close.
     """
     sources = dict((mark or {}).get("sources") or {})
     if source is not None and source_wm is not None:
@@ -161,8 +162,30 @@ def advance(mark: dict | None, source: int | None, source_wm: int | None, partit
     low = aligned(sources, partitions)
     closed = None if low is None else closing_day(low, allowed_lateness_ms)
     if closed is None or (previous is not None and closed <= previous):
-        return {"sources": sources, "closed_through": previous}, None
-    return {"sources": sources, "closed_through": closed}, (previous, closed)
+        return {**(mark or {}), "sources": sources, "closed_through": previous}, None
+    return {**(mark or {}), "sources": sources, "closed_through": closed}, (previous, closed)
+
+
+# --- which days hold data: so that closing a day reads only the subjects it concerns ------------
+
+def note_data_day(mark: dict | None, day: int) -> dict:
+    """The mark with `day` among the partition's days holding a fact (mark["data_days"])."""
+    days = (mark or {}).get("data_days") or []
+    return dict(mark or {}) if day in days else {**(mark or {}), "data_days": sorted([*days, day])}
+
+
+def days_read(mark: dict, previous: int | None, closed: int, window_days: int) -> list[int]:
+    """The data days that judging (previous, closed] reads: those within a window of it."""
+    first = None if previous is None else previous + 1 - window_days
+    return [d for d in mark.get("data_days") or [] if d <= closed and (first is None or d >= first)]
+
+
+def expire_data_days(mark: dict, closed: int, window_days: int) -> tuple[dict, list[int]]:
+    """(the mark without the data days no view or judgement reads any more, those days)."""
+    horizon = horizon_day(closed, window_days)
+    days = mark.get("data_days") or []
+    expired = [d for d in days if d < horizon]
+    return ({**mark, "data_days": [d for d in days if d >= horizon]} if expired else mark), expired
 
 
 def data_days(states) -> set[int]:

@@ -48,25 +48,32 @@ CARRIERS = Kind(returns.CARRIER, returns.carriers_table, lambda: alert_rules.con
 async def apply_record(kind: Kind, record: dict, partition: int) -> None:
     """A fact or a watermark record reaching window partition `partition`."""
     rule = kind.rule()
-    if "fact_id" in record:
-        apply_fact(kind, rule, record, partition)
-    await advance_window(kind, rule, partition, record.get("src"), record.get("src_wm"))
+    day = apply_fact(kind, rule, record, partition) if "fact_id" in record else None
+    await advance_window(kind, rule, partition, record.get("src"), record.get("src_wm"), day)
 
 
-def apply_fact(kind: Kind, rule, fact: dict, partition: int) -> None:
-    """Folds a fact into its subject's buckets, unless late or already seen (counted either way)."""
-    mark = returns.watermarks_table.get(f"{kind.name}|{partition}")
-    closed = None if mark is None else mark["closed_through"]
+def subjects_key(kind: Kind, partition: int, day: int) -> str:
+    """The subjects of a window partition holding a fact on `day` (dropped with the day)."""
+    return f"subjects|{kind.name}|{partition}|{day}"
+
+
+def apply_fact(kind: Kind, rule, fact: dict, partition: int) -> int | None:
+    """Folds a fact into its subject's buckets, unless late or already seen (counted either way);
+    returns the fact's day when it was applied."""
+    closed = (returns.watermarks_table.get(f"{kind.name}|{partition}") or {}).get("closed_through")
     if window_fold.is_too_late(fact, closed, rule.allowed_lateness_ms):
         returns.ALERT_FACTS.labels(kind.name, "too_late").inc()
-        return
+        return None
     subject, day = fact["subject"], window_fold.day_of(fact["at"])
     ids_key = f"{kind.name}|{subject}|{day}"
     seen = returns.fact_ids_table.get(ids_key) or []
     if fact["fact_id"] in seen:
         returns.ALERT_FACTS.labels(kind.name, "duplicate").inc()
-        return
+        return None
     returns.fact_ids_table[ids_key] = [*seen, fact["fact_id"]]
+    subjects = returns.fact_ids_table.get(subjects_key(kind, partition, day)) or []
+    if subject not in subjects:
+        returns.fact_ids_table[subjects_key(kind, partition, day)] = [*subjects, subject]
     state = window_fold.add(kind.table.get(subject) or window_fold.empty(subject, partition), fact)
     for old_day in window_fold.expired_days(state, closed, rule.window_days):
         old_key = f"{kind.name}|{subject}|{old_day}"
@@ -75,23 +82,32 @@ def apply_fact(kind: Kind, rule, fact: dict, partition: int) -> None:
     kind.table[subject] = window_fold.prune(state, closed, rule.window_days)
     returns.ALERT_FACTS.labels(kind.name, "applied").inc()
     kind.on_applied(fact)
+    return day
 
 
-async def advance_window(kind: Kind, rule, partition: int, source: int | None, source_wm: int | None) -> None:
-    """Records the source's watermark; judges the days the aligned watermark closes."""
+async def advance_window(kind: Kind, rule, partition: int, source: int | None, source_wm: int | None,
+                         new_day: int | None) -> None:
+    """Records the source's watermark (and a day that got data); judges the days the aligned
+    watermark closes."""
     mark_key = f"{kind.name}|{partition}"
     mark = returns.watermarks_table.get(mark_key)
-    new_mark, closing = window_fold.advance(mark, source, source_wm, ORDERS_PARTITIONS, rule.allowed_lateness_ms)
+    new_mark = mark if new_day is None else window_fold.note_data_day(mark, new_day)
+    new_mark, closing = window_fold.advance(new_mark, source, source_wm, ORDERS_PARTITIONS, rule.allowed_lateness_ms)
+    if closing is not None:
+        new_mark = await judge_days(kind, rule, partition, new_mark, *closing)
     if new_mark != mark:
         returns.watermarks_table[mark_key] = new_mark
-    if closing is not None:
-        await judge_days(kind, rule, partition, *closing)
 
 
-async def judge_days(kind: Kind, rule, partition: int, previous: int | None, closed: int) -> None:
-    """Judges every subject of the partition on each day in (previous, closed] that can change something."""
-    states = {key: state for key, state in kind.table.items() if state.get("partition") == partition}
-    for day in window_fold.days_to_judge(previous, closed, window_fold.data_days(states.values()), rule.window_days):
+async def judge_days(kind: Kind, rule, partition: int, mark: dict, previous: int | None, closed: int) -> dict:
+    """Judges the partition's subjects with data near (previous, closed] on each of its days that can
+    change something; returns the mark without the data days that expire now."""
+    read = window_fold.days_read(mark, previous, closed, rule.window_days)
+    days = window_fold.days_to_judge(previous, closed, set(read), rule.window_days)
+    subjects = sorted({s for d in (read if days else ()) for s in returns.fact_ids_table.get(
+        subjects_key(kind, partition, d)) or ()})
+    states = {s: state for s in subjects if (state := kind.table.get(s)) is not None}
+    for day in days:
         windows = [window_fold.window(s, day, rule.window_days) for s in states.values()]
         baseline = window_fold.baseline_for(rule, windows)
         for key in sorted(states):
@@ -100,6 +116,11 @@ async def judge_days(kind: Kind, rule, partition: int, previous: int | None, clo
                 continue
             states[key] = kind.table[key] = new
             await publish_alert(event)
+    mark, expired = window_fold.expire_data_days(mark, closed, rule.window_days)
+    for d in expired:
+        if subjects_key(kind, partition, d) in returns.fact_ids_table:
+            del returns.fact_ids_table[subjects_key(kind, partition, d)]
+    return mark
 
 
 async def publish_alert(event: dict) -> None:

@@ -156,6 +156,19 @@ def test_days_to_judge_are_every_day_whose_window_holds_data_and_the_first_empty
     assert window_fold.days_to_judge(day0 + 31, day0 + 100, {day0, day0 + 2}, 30) == [day0 + 32]
 
 
+def test_a_close_reads_only_the_data_days_within_a_window_of_it_and_then_forgets_the_expired():
+    day0 = window_fold.day_of(T0)
+    mark = None
+    for d in (day0, day0 + 5, day0 + 40, day0 + 41):
+        mark = window_fold.note_data_day(mark, d)
+    mark = window_fold.note_data_day(mark, day0 + 5)  # a second fact that day changes nothing
+    assert mark["data_days"] == [day0, day0 + 5, day0 + 40, day0 + 41]
+    assert window_fold.days_read(mark, None, day0 + 40, 30) == [day0, day0 + 5, day0 + 40]
+    assert window_fold.days_read(mark, day0 + 35, day0 + 40, 30) == [day0 + 40]  # reads days >= day0 + 6
+    mark, expired = window_fold.expire_data_days(mark, day0 + 40, 30)  # the view reads day0 + 11 ..
+    assert expired == [day0, day0 + 5] and mark["data_days"] == [day0 + 40, day0 + 41]
+
+
 def test_buckets_are_kept_while_the_current_view_still_reads_them():
     day0 = window_fold.day_of(T0)
     closed = day0 + 40  # the view reads days day0 + 11 .. day0 + 40
