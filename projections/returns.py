@@ -6,7 +6,9 @@ Tables (all JSON dicts, str keys):
   alert-orders             order_id -> what the order's facts need (alerts/order_facts.py)
   return-rate-products     product_id -> daily buckets and the open alert episode (window_fold)
   late-delivery-carriers   carrier -> same, for late deliveries
-  alert-fact-ids           "kind|subject|day" -> fact ids seen that day (dedupe, dropped with the day)
+  alert-fact-ids           "kind|subject|day" -> fact ids seen that day (dedupe, dropped with the day),
+                           and "subjects|kind|partition|day" -> the subjects with a fact that day (so
+                           closing a day reads only them; dropped with the day)
   alert-watermarks         "kind|partition" -> {"sources": {orders partition: watermark}, "closed_through"}
                            of a facts partition (written by the judging agents), and
                            "source|partition" -> {"watermark", "tick_offset"} of an orders partition
