@@ -4,8 +4,9 @@ Each agent reads a fact or a watermark record. A fact on time at its source is f
 subject's daily buckets (deduped by fact_id); a fact late at its source is dropped and counted.
 Either moves the watermark the partition keeps for the fact's orders partition; when the minimum
 over all orders partitions closes days, the partition's subjects with data within a window of them
-are judged on each of them that can change something (alerts/window_fold.py). Raised and cleared alerts go to alerts.events.
-One instance per agent (concurrency > 1 can lose messages); scale with partitions.
+are judged on each of them that can change something (alerts/window_fold.py). Raised and cleared
+alerts go to alerts.events. One instance per agent (concurrency > 1 can lose messages); scale with
+partitions.
 """
 from __future__ import annotations
 
