@@ -222,6 +222,8 @@ def test_an_erased_customer_leaves_no_readable_trace(settings, worker_factory, t
     on_disk = directory_bytes(settings.data_dir)
     assert hits(on_disk, personal_values(erased)) == []
     assert all(hits(on_disk, [p["customer_id"].encode()]) for p in others), "the scan reads the 360 table's files"
+    # (the table keeps every customer's name sealed: no one's name is on disk in clear, only sealed values)
+    assert hits(on_disk, [p["name"].encode() for p in others]) == [] and hits(on_disk, [b'"pd1:'])
     # and the others stay readable; the views show nothing of the erased one
     for p in others:
         assert worker.get(f"/customers/{p['customer_id']}")["name"] == p["name"]
