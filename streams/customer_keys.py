@@ -20,6 +20,7 @@ from topics import catalogue, personal_data
 log = logging.getLogger(__name__)
 
 CATCH_UP_TIMEOUT_S = 10.0
+RETRY_S = 5.0
 
 
 def _aiokafka_options(s) -> dict:
@@ -114,7 +115,13 @@ reader = KeyReader()
 
 @app.task
 async def follow_keys() -> None:
-    await reader.follow()
+    while True:  # e.g. the broker not reachable at start: try again rather than run without keys
+        try:
+            await reader.follow()
+        except Exception as exc:
+            log.warning("customers.keys reader stopped (%s: %s); starting again in %.0f s", type(exc).__name__, exc,
+                        RETRY_S)
+            await asyncio.sleep(RETRY_S)
 
 
 async def shred(customer_id: str) -> None:
