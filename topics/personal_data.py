@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import os
 from dataclasses import dataclass, replace
@@ -115,11 +116,13 @@ def seal(event, key: CustomerKey):
     payload = dict(event.payload)
     for field in PERSONAL_FIELDS.get(event.type, ()):
         value = payload.get(field)
-        if value is None or is_sealed(value):
-            continue
+        if isinstance(value, dt.date):
+            value = value.isoformat()
+        if not isinstance(value, str) or is_sealed(value):
+            continue  # absent, sealed already, or of a wrong type that the schema validation rejects
         if field in SEALED_DATES:
             payload[field] = None
-            payload[SEALED_DATES[field]] = seal_value(key, field, str(value))
+            payload[SEALED_DATES[field]] = seal_value(key, field, value)
         else:
             payload[field] = seal_value(key, field, value)
     return replace(event, payload=payload)

@@ -107,3 +107,12 @@ def test_the_360_view_opens_name_and_city_with_the_key_and_an_erased_record_is_h
     erasure = events.Event(str(uuid.uuid4()), "customer_erasure_requested", T0 + 1, "crm", None, "c-1", None,
                            {"reason": "lgpd_request"})
     assert customer360_fold.shown(state) and not customer360_fold.shown(customer360_fold.apply_event(state, erasure))
+
+
+def test_a_value_of_the_wrong_type_is_left_for_the_schema_to_reject():
+    event = registration()
+    event = events.Event(event.event_id, event.type, T0, "crm", None, "c-1", None, {**event.payload, "name": 123})
+    sealed = personal_data.seal(event, personal_data.new_key("c-1"))
+    assert sealed.payload["name"] == 123 and sealed.payload["email"].startswith("pd1:")
+    with pytest.raises(events.InvalidEvent, match="name"):
+        events.encode(sealed)
