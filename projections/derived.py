@@ -36,6 +36,13 @@ class DerivedCounts:
         self.partition_field = partition_field
         self._counts: dict[int, Counter] = {}
         self._built_for: frozenset | None = None
+        on_discard = getattr(table, "on_discard", None)  # an event's unit of work (streams/unit_of_work.py)
+        if on_discard is not None:
+            on_discard(self.invalidate)
+
+    def invalidate(self) -> None:
+        """Forgets the counts: the next use rebuilds them from the table (a discarded event moved them)."""
+        self._built_for = None
 
     def _current(self, from_agent: bool = False) -> dict[int, Counter]:
         partitions = self.assigned()
