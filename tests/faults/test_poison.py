@@ -9,11 +9,16 @@ import random
 import uuid
 from dataclasses import replace
 
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from posvenda.ingest import ingest
+from posvenda.publish import Publisher
 from posvenda.simulate import generate
 from tests.conftest import wait_until
 from tests.faults.conftest import START_MS, assert_converges
+from tests.unit.test_ingest_hostile import VALID, mixed_files
 from topics import catalogue, codec, events
 
 YEAR_1970 = 0
@@ -159,3 +164,65 @@ def test_poison_goes_to_dead_letters_with_its_reason_and_disturbs_nothing(settin
     assert changelog_partitions_follow_the_source(settings, "order-history", catalogue.ORDERS) > 0
     for consumer in consumers.values():
         consumer.close()
+
+
+def _special_lines(feedback_limit: int) -> list[tuple[bytes, str, str]]:
+    """(line, field, reason part): one over the producer's limit, one the broker refuses."""
+    order = next(v for v in VALID if v["type"] == "order_placed")
+    oversized = {**order, "event_id": str(uuid.uuid4()), "payload": {**order["payload"], "city": "x" * 2_000_000}}
+    answer = {"event_id": str(uuid.uuid4()), "type": "nps_answered", "occurred_at": "2025-03-10T13:00:00Z",
+              "source": "crm", "customer_id": "c-hostile", "payload": {"score": 9, "comment": "y" * 2 * feedback_limit}}
+    return [(json.dumps(oversized).encode(), "payload.city", "max_request_size of 1,048,576 bytes"),
+            (json.dumps(answer).encode(), "(send)", "MessageSizeTooLarge")]
+
+
+def _limit_message_size(settings, topic: catalogue.Topic, limit: int) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic_name(topic),
+                                            configs={"max.message.bytes": str(limit)})])
+    finally:
+        admin.close()
+
+
+def _event_ids_on(settings, topics) -> set[str]:
+    consumer = KafkaConsumer(group_id=None, auto_offset_reset="earliest", **settings.kafka_python_config())
+    try:
+        return {events.decode(r.value).event_id for t in topics for r in _read_all(consumer, settings.topic_name(t))}
+    finally:
+        consumer.close()
+
+
+def test_a_hostile_file_publishes_every_valid_line_and_names_every_other(settings, tmp_path):
+    """Given files of hostile lines mixed with valid ones (hypothesis), one line too large for the
+    producer and one the broker refuses (feedback.events limited to 2,000 bytes), when each is ingested:
+    every bad line is named, "published" counts acknowledged sends, and the topics hold exactly the
+    valid lines."""
+    feedback_limit = 2000
+    _limit_message_size(settings, catalogue.FEEDBACK, feedback_limit)
+    published: set[str] = set()
+    path = tmp_path / "hostile.jsonl"
+
+    @hsettings(max_examples=4, deadline=None, database=None,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(mixed_files)
+    def ingest_one(lines):
+        special = _special_lines(feedback_limit)
+        path.write_bytes(b"\n".join([*(line.raw for line in lines), *(raw for raw, _, _ in special)]) + b"\n")
+        with Publisher(settings) as publisher:
+            result = ingest(path, publisher)
+        by_line = {r.line: r for r in result.rejected}
+        bad = {n for n, line in enumerate(lines, start=1) if line.event_id is None}
+        assert set(by_line) == bad | {len(lines) + 1, len(lines) + 2}, result.rejected
+        for n, (_, field, reason) in enumerate(special, start=len(lines) + 1):
+            assert by_line[n].field == field and reason in by_line[n].reason, by_line[n]
+        valid = {line.event_id for line in lines if line.event_id}
+        assert result.published == len(valid)
+        published.update(valid)
+
+    ingest_one()
+    wait_until(lambda: _event_ids_on(settings, catalogue.SOURCE_TOPICS) >= published, 60,
+               what="every valid line on its topic")
+    assert _event_ids_on(settings, catalogue.SOURCE_TOPICS) == published, "nothing but the valid lines"
