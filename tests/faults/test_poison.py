@@ -104,6 +104,19 @@ def _read_all(consumer, topic: str):
             yield from tp_records
 
 
+def assert_latency_is_from_arrival(metrics_text: str, topic: str) -> None:
+    """The events occurred in March 2025 but reached Kafka during the test: processing latency (from
+    arrival) stays under an hour, while the event-time delay sees them over a year old."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.name, s.labels.get("le")): s.value for family in text_string_to_metric_families(metrics_text)
+               for s in family.samples if s.labels.get("topic") == topic}
+    arrived = samples[("posvenda_processing_latency_seconds_count", None)]
+    assert arrived > 0 and samples[("posvenda_processing_latency_seconds_bucket", "3600.0")] == arrived
+    assert samples[("posvenda_event_time_delay_seconds_count", None)] == arrived
+    assert samples[("posvenda_event_time_delay_seconds_bucket", "3.1536e+07")] == 0
+
+
 def test_poison_goes_to_dead_letters_with_its_reason_and_disturbs_nothing(settings, worker_factory):
     valid = list(generate(5, 150, START_MS))
     bad = poison(valid)
@@ -162,6 +175,7 @@ def test_poison_goes_to_dead_letters_with_its_reason_and_disturbs_nothing(settin
     listed = {o["order_id"] for o in worker.get(f"/orders?limit={len(orders) + 10}")["items"]}
     assert listed == orders, "no poison order in the history, every valid one there"
     assert changelog_partitions_follow_the_source(settings, "order-history", catalogue.ORDERS) > 0
+    assert_latency_is_from_arrival(worker.get_text("/metrics"), "visits.events")  # every visit folded by now
     for consumer in consumers.values():
         consumer.close()
 
