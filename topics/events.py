@@ -236,18 +236,26 @@ def _validate_uuid(value) -> None:
 
 
 def _explain(exc: ValidationError, etype: EventType) -> tuple[str, str]:
-    """fastavro reports 'Family.payload is <...> of type <...> expected ...'; name the deepest field."""
-    first = exc.errors[0] if exc.errors else str(exc)
-    text = str(first)
-    match = re.match(r"(\S+) is <(.*)> of type <class '(\w+)'> expected (.*)", text, re.DOTALL)
-    if not match:
-        return "(record)", text
-    path, value, pytype, expected = match.groups()
-    if path.endswith(".payload"):  # the union failed as a whole: find the payload field at fault
+    """(field, reason) of fastavro's first failure: the envelope field, or `payload.<field>`, with what
+    the schema expected (every branch of a union: "null or string")."""
+    errors = [e for e in exc.errors if hasattr(e, "field") and hasattr(e, "schema")]
+    if not errors:
+        return "(record)", str(exc)[:200]
+    first = errors[0]
+    record, _, name = first.field.rpartition(".")
+    if name == "payload" and record == etype.family:  # the union failed as a whole
         return _payload_fault(etype)
-    name = path.split(".", 2)[-1] if path.count(".") >= 2 else path
-    short = path.rsplit(".", 1)[-1]
-    return short if short else name, f"{value[:60]!r} of type {pytype}, expected {expected}"
+    path = name if record == etype.family else f"payload.{name}"
+    expected = " or ".join(dict.fromkeys(_schema_name(e.schema) for e in errors if e.field == first.field))
+    return path, f"{_short(first.datum)} of type {type(first.datum).__name__}, expected {expected}"
+
+
+def _schema_name(schema) -> str:
+    if isinstance(schema, dict):
+        return str(schema.get("name") or schema.get("logicalType") or schema.get("type"))
+    if isinstance(schema, list):
+        return " or ".join(_schema_name(s) for s in schema)
+    return str(schema)
 
 
 def _payload_fault(etype: EventType) -> tuple[str, str]:
