@@ -36,13 +36,6 @@ class DerivedCounts:
         self.partition_field = partition_field
         self._counts: dict[int, Counter] = {}
         self._built_for: frozenset | None = None
-        on_discard = getattr(table, "on_discard", None)  # an event's unit of work (streams/unit_of_work.py)
-        if on_discard is not None:
-            on_discard(self.invalidate)
-
-    def invalidate(self) -> None:
-        """Forgets the counts: the next use rebuilds them from the table (a discarded event moved them)."""
-        self._built_for = None
 
     def _current(self, from_agent: bool = False) -> dict[int, Counter]:
         partitions = self.assigned()
@@ -74,6 +67,9 @@ class DerivedCounts:
         for cell in before - after:
             counts[cell] -= 1
             moved[cell] = counts[cell]
+        undo_on_discard = getattr(self.table, "undo_on_discard", None)  # the event's unit of work, if any
+        if undo_on_discard is not None:
+            undo_on_discard(lambda: (counts.subtract(after - before), counts.update(before - after)))
         return moved
 
     def partials(self) -> list[list]:

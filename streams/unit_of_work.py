@@ -45,6 +45,11 @@ class Unit:
         self.tables: dict[int, BufferedTable] = {}  # by id(): a Mapping is not hashable
         self.writes: dict[int, dict] = {}
         self.sends: list[tuple[BufferedTopic, dict]] = []
+        self.undos: list[Callable[[], None]] = []
+
+    def on_discard(self, undo: Callable[[], None]) -> None:
+        """`undo()` runs if the unit is discarded: in-memory state moved for this event goes back."""
+        self.undos.append(undo)
 
     def write(self, table: BufferedTable, key, value) -> None:
         self.tables.setdefault(id(table), table)
@@ -91,15 +96,14 @@ class Unit:
                     table.set_now(key, value)
         for topic, kwargs in self.sends:
             await topic.send_now(**kwargs)
-        self.tables, self.writes, self.sends = {}, {}, []
+        self.tables, self.writes, self.sends, self.undos = {}, {}, [], []
 
     def discard(self) -> None:
-        """Drops the buffer and tells each written table's caches (see BufferedTable.on_discard)."""
-        touched = list(self.tables.values())
-        self.tables, self.writes, self.sends = {}, {}, []
-        for table in touched:
-            for callback in table.discard_callbacks:
-                callback()
+        """Drops the buffered writes and sends, and undoes in-memory moves (latest first)."""
+        undos = self.undos
+        self.tables, self.writes, self.sends, self.undos = {}, {}, [], []
+        for undo in reversed(undos):
+            undo()
 
 
 def _json_size(value) -> int:
@@ -126,14 +130,12 @@ class BufferedTable(faust.Table):
     Set as the app's table class (`Table=` setting), so every `app.Table(...)` is one; outside a unit
     it behaves exactly like faust.Table."""
 
-    @property
-    def discard_callbacks(self) -> list[Callable[[], None]]:
-        return self.__dict__.setdefault("_discard_callbacks", [])
-
-    def on_discard(self, callback: Callable[[], None]) -> None:
-        """`callback()` runs when a unit that wrote this table is discarded: in-memory caches derived
-        from the table (projections/derived.py) drop what they moved for the discarded event."""
-        self.discard_callbacks.append(callback)
+    def undo_on_discard(self, undo: Callable[[], None]) -> None:
+        """For in-memory state derived from this table (projections/derived.py): `undo()` runs if the
+        open unit is discarded; outside a unit the move is final and nothing is kept."""
+        unit = current()
+        if unit is not None:
+            unit.on_discard(undo)
 
     def __getitem__(self, key):
         unit = current()
