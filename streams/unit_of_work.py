@@ -4,8 +4,9 @@ While a unit is open (a contextvar, so only the task that opened it sees it), a 
 keeps writes and deletes in the unit instead of the store and reads see them first, and a
 `BufferedTopic` keeps sends in order. `commit()` then applies the writes (latest value per key,
 through Faust's own `__setitem__`/`__delitem__`, so each goes to the changelog as usual) and sends
-the messages in the order they were made; `discard()` drops both, so a handler that raises half-way
-leaves every table and topic as it was before the event.
+the messages in the order they were made; `discard()` drops both and runs the undos registered for
+in-memory state derived from a table (projections/derived.py), so a handler that raises half-way
+leaves every table, topic and derived count as it was before the event.
 
 Commit runs inside the same stream event as the handlers, so Faust still picks each changelog
 partition from the current event (the source partition), exactly as for a direct write. Before it,
@@ -34,6 +35,7 @@ RECORD_OVERHEAD_BYTES = 512  # batch and record headers around a key and value, 
 
 class OversizedOutput(ValueError):
     """A write or send of the unit would be refused by the producer (larger than its max request size)."""
+
 
 _open: contextvars.ContextVar[Unit | None] = contextvars.ContextVar("posvenda_unit_of_work", default=None)
 
