@@ -48,20 +48,20 @@ def cmd_topics(args) -> int:
 def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
-    from posvenda.ingest import ingest
+    from posvenda.ingest import count_lines, ingest
     from posvenda.publish import Publisher
 
     path = Path(args.file)
     if not path.is_file():
         print(f"posvenda ingest: {path}: no such file", file=sys.stderr)
         return 2
-    total = sum(1 for line in path.open(encoding="utf-8") if line.strip())
-    with Publisher(_settings()) as publisher, tqdm(total=total, unit="ev", desc="ingest", disable=args.quiet) as bar:
-        rejected = ingest(path, publisher, bar)
-    for rejection in rejected:
+    with Publisher(_settings()) as publisher, tqdm(total=count_lines(path), unit="ev", desc="ingest",
+                                                   disable=args.quiet) as bar:
+        result = ingest(path, publisher, bar)
+    for rejection in result.rejected:
         print(f"{path}: {rejection}", file=sys.stderr)
-    print(f"ingest: {publisher.sent} published, {len(rejected)} rejected")
-    return 1 if rejected else 0
+    print(f"ingest: {result.published} published, {len(result.rejected)} rejected")
+    return 1 if result.rejected else 0
 
 
 def cmd_simulate(args) -> int:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, replace
 
 from projections import customer360_fold, order_history_fold, visits_fold
-from topics import catalogue, events, personal_data
+from topics import catalogue, events, personal_data, validation
 
 SESSION_TOPICS = (catalogue.VISITS, catalogue.CART, catalogue.CHECKOUT)
 ORDER_TOPICS = (catalogue.ORDERS, catalogue.MESSAGES)
@@ -53,16 +53,8 @@ class Replayed:
 
 def admitted(topic: catalogue.Topic, value: bytes, now_ms: int) -> events.Event | None:
     """The event when the live agent would fold it, else None (it went to the dead letters)."""
-    from streams.decoding import implausible  # the agents' own rule; imported late (it loads Faust)
-
-    try:
-        event = events.decode(value)
-    except Exception:
-        return None
-    key_field = KEY_FIELD[topic]
-    if implausible(event, now_ms) or (key_field and getattr(event, key_field) is None):
-        return None
-    return event
+    outcome = validation.verdict(value, now_ms, KEY_FIELD[topic])  # the agents' own verdict
+    return outcome if isinstance(outcome, events.Event) else None
 
 
 class MissingTopics(LookupError):

@@ -15,7 +15,7 @@ from topics import catalogue
 
 def publish_file(settings, path) -> None:
     with Publisher(settings) as publisher:
-        assert ingest(path, publisher) == []
+        assert ingest(path, publisher).rejected == []
 
 
 SOURCE_LABELS = tuple(f'topic="{t.name}"' for t in catalogue.SOURCE_TOPICS)
