@@ -7,10 +7,10 @@ import time
 import traceback
 from pathlib import Path
 
-from streams import metrics, unit_of_work
+from streams import dedupe, metrics, unit_of_work
 from streams.app import app
 from streams.deadletter import send_to_dead_letters
-from topics import events, validation
+from topics import duplicates, events, validation
 
 HANDLER_ERROR = "handler_error"
 
@@ -70,7 +70,8 @@ async def dispatch(group: str, source, message, key_field: str | None) -> None:
     handle = None
     try:
         with unit_of_work.opened(unit):
-            for handle in handlers.handlers(group):
+            verdict, conflict = dedupe.judge(group, message.key, event)
+            for handle in handlers.handlers(group) if verdict != duplicates.CONFLICT else ():
                 await handle(event, message.partition)
         handle = None
         unit.ensure_fits(app.conf.producer_max_request_size)
@@ -79,6 +80,12 @@ async def dispatch(group: str, source, message, key_field: str | None) -> None:
         metrics.HANDLER_ERRORS.labels(source.name).inc()
         await send_to_dead_letters(source, message, HANDLER_ERROR, handler_failure(exc, handle, event), event.event_id)
         return
+    if verdict == duplicates.CONFLICT:  # sent outside the unit: a buffered send would be dropped with it
+        unit.discard()
+        await send_to_dead_letters(source, message, dedupe.CONFLICTING_DUPLICATE, conflict, event.event_id)
+        return
+    if verdict == duplicates.DUPLICATE:
+        metrics.DUPLICATES.labels(source.name).inc()
     await unit.commit()
     metrics.EVENTS_PROCESSED.labels(source.name, event.type).inc()
     observe_latency(source, message, event)

@@ -132,6 +132,13 @@ def test_poison_goes_to_dead_letters_with_its_reason_and_disturbs_nothing(settin
     for topic, key, value, _ in bad:
         producer.send(settings.topic_name(topic), key=key, value=value)
     send_valid(valid[len(valid) // 2:])
+    # After every valid event: one order_placed again as it was, and once more under its id with another total.
+    first_order = next(e for e in valid if e.type == "order_placed")
+    conflicting = replace(first_order, payload={**first_order.payload, "total": first_order.payload["total"] + 1000})
+    send_valid([first_order])
+    producer.send(settings.topic_name(catalogue.ORDERS), key=first_order.order_id.encode(),
+                  value=events.encode(conflicting))
+    bad = [*bad, (catalogue.ORDERS, b"", b"", "conflicting_duplicate")]
     producer.flush()
     worker = worker_factory(settings)
 
@@ -166,6 +173,9 @@ def test_poison_goes_to_dead_letters_with_its_reason_and_disturbs_nothing(settin
     for (topic, reason), n in expected.items():
         assert f'posvenda_dead_letters_total{{reason="{reason}",topic="{topic}"}} {float(n)}' in metrics, (topic, reason)
     assert 'posvenda_handler_errors_total{topic="orders.events"} 1.0' in metrics
+    assert 'posvenda_duplicate_events_total{topic="orders.events"} 1.0' in metrics
+    (conflict,) = details[("orders.events", "conflicting_duplicate")]
+    assert f"event_id {first_order.event_id} was already folded with other content" in conflict
 
     lines = [events.to_json(e) for e in valid]
     assert_converges(worker, lines, timeout=120)
@@ -174,6 +184,7 @@ def test_poison_goes_to_dead_letters_with_its_reason_and_disturbs_nothing(settin
                what="the order history to hold exactly the valid orders")
     listed = {o["order_id"] for o in worker.get(f"/orders?limit={len(orders) + 10}")["items"]}
     assert listed == orders, "no poison order in the history, every valid one there"
+    assert worker.get(f"/orders/{first_order.order_id}")["total"] == first_order.payload["total"]
     assert changelog_partitions_follow_the_source(settings, "order-history", catalogue.ORDERS) > 0
     assert_latency_is_from_arrival(worker.get_text("/metrics"), "visits.events")  # every visit folded by now
     for consumer in consumers.values():
