@@ -40,6 +40,11 @@ def cmd_campaigns(args) -> int:
     else:
         backend = campaigns.OutboxBackend(Path(args.outbox) if args.outbox else settings.data_dir.parent / "outbox.jsonl")
     templates = campaigns.Templates(templates_dir, settings.business_timezone)
+    from posvenda.cli import topics_ready
+    from topics import catalogue
+
+    if not topics_ready("campaigns", settings, (catalogue.RECOVERY_ACTIONS, catalogue.MESSAGES)):
+        return 2
     try:
         stats = campaigns.run(settings, backend, args.group_id or f"{settings.app_id}-campaigns",
                               until_idle_s=args.until_idle, templates=templates)

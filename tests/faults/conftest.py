@@ -304,11 +304,18 @@ def assert_every_projection_converges(workers, settings, traffic: Traffic, timeo
     workers = list(workers) if isinstance(workers, (list, tuple)) else [workers]
     want = expected(traffic, settings)
     http = {k: v for k, v in want.items() if k not in ("recovery.actions", "alerts.events", "handling-time")}
-    started = time.monotonic()
-    poll_until_equal(lambda: views(workers), http, timeout, settle, "projections over HTTP")
+    started, failures = time.monotonic(), []
+    try:
+        poll_until_equal(lambda: views(workers), http, timeout, settle, "projections over HTTP")
+    except AssertionError as exc:  # still compare the rest: one report names everything that differs
+        failures.append(str(exc))
     rest = {k: want[k] for k in ("recovery.actions", "alerts.events", "handling-time")}
-    poll_until_equal(lambda: logs(settings), rest, max(30.0, timeout - (time.monotonic() - started)), 20,
-                     "triggers on the topics and the handling-time report")
+    try:
+        poll_until_equal(lambda: logs(settings), rest, max(30.0, timeout - (time.monotonic() - started)), 20,
+                         "triggers on the topics and the handling-time report")
+    except AssertionError as exc:
+        failures.append(str(exc))
+    assert not failures, "\n".join(failures)
 
 
 def assert_converges(worker, lines, timeout=240):
