@@ -18,10 +18,10 @@ from tests.groundtruth import funnel, funnel_from_view
 START_MS = 1_741_611_600_000  # 2025-03-10T13:00Z: in the past, so nothing is "in the future"
 DIMENSIONS = ("all", "device", "channel", "product")
 CARRIERS = ("correios_sedex", "correios_pac", "jadlog", "loggi")
-# post-sale traffic: 650 sessions over 40 days, ~330 orders, ~280 deliveries, ~45 returns (~12k events):
-# the problem product's return-rate alert raises and clears, a carrier's late-delivery alert raises,
-# boleto and Pix charges get recovery actions and some are recovered
-SESSIONS, SESSIONS_PER_DAY = 650, 16
+# post-sale traffic: 520 sessions over 40 days, ~250 orders, ~215 deliveries, ~35 returns (~10k events):
+# the problem product's return-rate alert raises and clears, boleto and Pix charges get recovery
+# actions and some are recovered
+SESSIONS, SESSIONS_PER_DAY = 520, 13
 
 
 @dataclass
@@ -91,7 +91,7 @@ def truth_of(lines: list[dict]) -> dict:
 
 @pytest.fixture(scope="session")
 def simulated(tmp_path_factory) -> Traffic:
-    """Post-sale traffic (~12k events) ending with closing orders, as a JSONL file, with its ground truth."""
+    """Post-sale traffic (~10k events) ending with closing orders, as a JSONL file, with its ground truth."""
     from posvenda.simulate import generate
     from topics.events import to_json
 
@@ -110,7 +110,7 @@ def assert_rich_enough(truth: dict) -> None:
     """The traffic exercises what the fault tests claim to compare."""
     states = [state for _, state, _ in truth["alerts.events"]]
     assert "raised" in states and "cleared" in states, f"a return-rate alert should raise and clear: {states}"
-    assert sum(o["status"] == "delivered" for o in truth["orders"].values()) >= 200
+    assert sum(o["status"] == "delivered" for o in truth["orders"].values()) >= 150
     assert sum("returned" in o["reached"] for o in truth["orders"].values()) >= 25
     assert len(truth["handling-time"]) >= 3
 
