@@ -1,0 +1,161 @@
+"""One function per runner: fresh topics under its own prefix, publish, run, time, count, clean up."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from benchmarks import accounting, drain, profile
+from benchmarks.dataset import Dataset
+from benchmarks.kafka_io import Broker
+from streams.settings import REPO, Settings
+from topics import catalogue
+from topics.admin import create_topics
+
+BENCH_LIB = REPO / ".state" / "bench-lib"  # the `bench` extra, on the Quix peer's path only
+
+
+@dataclass
+class Stage:
+    """Everything one run of one runner owns: names, a scratch directory, the broker handle."""
+
+    name: str
+    token: str
+    settings: Settings
+    workdir: Path
+    broker: Broker
+    dataset: Dataset
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.settings.topic_name(t) for t in catalogue.SOURCE_TOPICS]
+
+    def log(self, what: str) -> Path:
+        return self.workdir / f"{what}.log"
+
+
+def stage(name: str, base: Settings, dataset: Dataset) -> Stage:
+    token = f"bench{uuid.uuid4().hex[:6]}-{name}"
+    workdir = Path(tempfile.mkdtemp(prefix=token + "-"))
+    s = replace(base, topic_prefix=token + ".", app_id=token + ".posvenda", data_dir=workdir / "state")
+    return Stage(name, token, s, workdir, Broker(s), dataset)
+
+
+def spawn(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(argv, env={**base, **env}, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def finish(st: Stage, groups: list[str], events: int, timing: drain.Timing) -> accounting.Run:
+    """Counts what the runner wrote, then removes its topics, groups and scratch directory."""
+    try:
+        ends = st.broker.end_offsets_by_topic(st.broker.topics_of(st.token))
+        written = accounting.written(ends, st.sources)
+        return accounting.Run(st.name, events, timing.timed_events, timing.seconds, timing.cpu_seconds,
+                              timing.peak_rss_kb, written, timing.note)
+    finally:
+        cleanup(st, groups)
+
+
+def cleanup(st: Stage, groups: list[str]) -> None:
+    try:
+        st.broker.delete_run(st.token, groups)
+    finally:
+        st.broker.close()
+        shutil.rmtree(st.workdir / "state", ignore_errors=True)
+
+
+def _prepare(st: Stage, topics) -> None:
+    create_topics(st.settings, topics)
+    st.dataset.publish(st.settings)
+
+
+def _timeout(events: int) -> float:
+    return 180 + events / 20  # generous: a slow runner is measured, never cut short
+
+
+def ceiling(st: Stage) -> accounting.Run:
+    """(a) aiokafka consume + fastavro decode of every source event."""
+    events = st.dataset.count()
+    try:
+        _prepare(st, catalogue.SOURCE_TOPICS)
+        out = subprocess.run([sys.executable, "-m", "benchmarks.ceiling", "--bootstrap", st.settings.bootstrap_servers,
+                              "--topics", ",".join(st.sources), "--expected", str(events)],
+                             cwd=REPO, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+                             capture_output=True, text=True, timeout=_timeout(events), check=True)
+    except BaseException:
+        cleanup(st, [])
+        raise
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    timing = drain.Timing(result["seconds"], result["events"], result["cpu_seconds"], result["peak_rss_kb"])
+    return finish(st, [], events, timing)
+
+
+def _watched(st: Stage, argv: list[str], env: dict, group: str, events: int,
+             profile_to: Path | None = None) -> accounting.Run:
+    """Runs a consumer-group runner until its topics are drained (see drain.watch)."""
+    try:
+        process = spawn(argv, env, st.log(st.name))
+        spy = profile.attach(process.pid, st.workdir / "profile.raw") if profile_to else None
+        try:
+            timing = drain.watch(process, st.broker, st.token, group, st.sources, events, _timeout(events),
+                                 st.log(st.name))
+        finally:
+            if spy:
+                profile.detach(spy, st.workdir / "profile.raw", profile_to)
+            stop(process)
+    except BaseException:
+        cleanup(st, [group])
+        raise
+    return finish(st, [group], events, timing)
+
+
+def quix(st: Stage) -> accounting.Run:
+    """(b) the Quix Streams peer on the order events."""
+    if not (BENCH_LIB / "quixstreams").is_dir():
+        raise drain.RunnerFailed(f"quixstreams is not installed in {BENCH_LIB} (make bench installs it)")
+    _prepare(st, catalogue.SOURCE_TOPICS)
+    group = st.token + "-quix"
+    argv = [sys.executable, "-m", "benchmarks.quix_peer", "--bootstrap", st.settings.bootstrap_servers,
+            "--prefix", st.settings.topic_prefix, "--group", group, "--state-dir", str(st.workdir / "state")]
+    env = {"PYTHONPATH": f"{REPO}:{BENCH_LIB}"}
+    return _watched(st, argv, env, group, st.dataset.count(catalogue.ORDERS))
+
+
+def faust_peer(st: Stage, mode: str, port: int) -> accounting.Run:
+    """(c) the minimal Faust app on the order events, per event or batched."""
+    from benchmarks.faust_peer import run_env
+
+    _prepare(st, catalogue.SOURCE_TOPICS)
+    env = run_env(st.settings.topic_prefix, mode, st.settings.partitions, str(st.workdir / "state"), port,
+                  st.settings.bootstrap_servers)
+    argv = [sys.executable, "-m", "benchmarks.faust_peer", "worker", "-l", "warn"]
+    return _watched(st, argv, env, st.settings.topic_prefix + "faust", st.dataset.count(catalogue.ORDERS))
+
+
+def posvenda(st: Stage, port: int, profile_to: Path | None = None) -> accounting.Run:
+    """(d) the posvenda worker with every read model, on every source event."""
+    _prepare(st, None)
+    s = st.settings
+    env = {"KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "POSVENDA_TOPIC_PREFIX": s.topic_prefix,
+           "POSVENDA_APP_ID": s.app_id, "POSVENDA_DATA_DIR": str(s.data_dir), "POSVENDA_WEB_PORT": str(port),
+           "POSVENDA_PARTITIONS": str(s.partitions), "POSVENDA_RECOVERY_TICK_SECONDS": "0"}
+    argv = [sys.executable, "-m", "posvenda.cli", "worker"]
+    return _watched(st, argv, env, s.app_id, st.dataset.count(), profile_to)
