@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchmarks import accounting
 from benchmarks.kafka_io import Broker
@@ -16,6 +17,15 @@ POLL_S = 0.25
 
 class RunnerFailed(RuntimeError):
     pass
+
+
+def check_log(log: Path) -> None:
+    """A runner whose log shows a crash has not done the work, however fast it drained."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for marker in ("Traceback (most recent call last)", "Crashed reason="):
+        if marker in text:
+            line = next(x for x in text.splitlines() if marker in x or "Error" in x)
+            raise RunnerFailed(f"runner log shows a crash ({line.strip()[:200]}); see {log}")
 
 
 @dataclass
@@ -33,13 +43,14 @@ def drained(committed: dict, ends: dict) -> bool:
 
 
 def consumed_topics(broker: Broker, token: str, sources: list[str]) -> list[str]:
-    """The sources plus every re-key topic of the run (the runner reads those back itself)."""
+    """The sources the runner reads plus every re-key topic of the run (the runner reads those back)."""
     rekey = [t for t in broker.topics_of(token) if accounting.category(t, sources) == "rekey"]
     return list(sources) + rekey
 
 
 def watch(process: subprocess.Popen, broker: Broker, token: str, group: str, sources: list[str], expected: int,
           timeout: float, log_path) -> Timing:
+    """`sources`: the source topics this runner consumes (physical names), holding `expected` events."""
     """Polls committed vs end offsets until drained; the clock starts at the group's first commit."""
     started = time.monotonic()
     t0 = c0 = cpu0 = None
@@ -53,6 +64,7 @@ def watch(process: subprocess.Popen, broker: Broker, token: str, group: str, sou
             raise RunnerFailed(f"not drained after {timeout:.0f} s; see {log_path}")
         if now - topics_at > 2:
             topics, topics_at = consumed_topics(broker, token, sources), now
+            check_log(log_path)
         committed, ends = broker.committed(group), broker.end_offsets(topics)
         done = sum(offset for tp, offset in committed.items() if tp.topic in sources)
         if t0 is None and done > 0:

@@ -77,7 +77,7 @@ def as_current(event):
 async def orders_per_event(stream):
     async for value in stream:
         fact = order_fact(events.decode(value))
-        timeline = fold_timeline(timelines[fact["order_id"]], fact)
+        timeline = fold_timeline(timelines.get(fact["order_id"]), fact)
         if timeline is not None:
             timelines[fact["order_id"]] = timeline
             await facts_topic.send(key=fact["customer_id"], value=[fact])
@@ -85,7 +85,7 @@ async def orders_per_event(stream):
 
 async def customers_per_event(stream):
     async for customer_id, facts in stream.items():
-        record = fold_customer(customers[customer_id], facts)
+        record = fold_customer(customers.get(customer_id), facts)
         customers[customer_id] = record
         await results_topic.send(key=customer_id, value=record)
 
@@ -111,7 +111,7 @@ async def orders_batched(stream):
         facts_by_customer = defaultdict(list)
         for order_id, (event, facts) in by_key(batch, _order_key).items():
             with as_current(event):
-                timeline, changed = timelines[order_id], False
+                timeline, changed = timelines.get(order_id), False
                 for fact in facts:
                     folded = fold_timeline(timeline, fact)
                     if folded is not None:
@@ -127,7 +127,7 @@ async def customers_batched(stream):
     async for batch in stream.take_events(BATCH, within=WITHIN):
         for customer_id, (event, facts) in by_key(batch, lambda e: (e.key, e.value)).items():
             with as_current(event):
-                record = fold_customer(customers[customer_id], facts)
+                record = fold_customer(customers.get(customer_id), facts)
                 customers[customer_id] = record
             await results_topic.send(key=customer_id, value=record)
 

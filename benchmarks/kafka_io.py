@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import logging
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient, OffsetSpec
 from kafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
 
 
 class Broker:
-    """An admin client plus an offset-reading consumer (no group) on the benchmark's cluster."""
+    """An admin client on the benchmark's cluster."""
 
     def __init__(self, settings):
         self.settings = settings
-        conf = settings.kafka_python_config()
-        self.admin = KafkaAdminClient(client_id="posvenda-bench", **conf)
-        self.reader = KafkaConsumer(group_id=None, enable_auto_commit=False, client_id="posvenda-bench-offsets", **conf)
+        self.admin = KafkaAdminClient(client_id="posvenda-bench", **settings.kafka_python_config())
 
     def close(self) -> None:
-        self.reader.close()
         self.admin.close()
 
     def topics_of(self, token: str) -> list[str]:
@@ -41,7 +38,10 @@ class Broker:
 
     def end_offsets(self, topics: list[str]) -> dict[TopicPartition, int]:
         tps = self.partitions(topics)
-        return self.reader.end_offsets(tps) if tps else {}
+        if not tps:
+            return {}
+        found = self.admin.list_partition_offsets(dict.fromkeys(tps, OffsetSpec.LATEST))
+        return {tp: result.offset for tp, result in found.items()}
 
     def end_offsets_by_topic(self, topics: list[str]) -> dict[str, int]:
         totals = dict.fromkeys(topics, 0)
@@ -51,7 +51,7 @@ class Broker:
 
     def committed(self, group: str) -> dict[TopicPartition, int]:
         try:
-            offsets = self.admin.list_consumer_group_offsets(group)
+            offsets = self.admin.list_group_offsets([group]).get(group, {})
         except KafkaError:  # the group does not exist yet
             return {}
         return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
@@ -66,7 +66,7 @@ class Broker:
                 log.warning("could not delete every topic of %s: %s", token, exc)
         for group in groups:
             try:
-                self.admin.delete_consumer_groups([group])
+                self.admin.delete_groups([group])
             except KafkaError:
                 pass  # never formed, or already gone
 

@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import socket
 import sys
 from dataclasses import asdict
@@ -81,8 +82,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a `timeout`, a CI cancel) unwinds like Ctrl-C, so every runner deletes its topics."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    _interrupt_on_sigterm()
     base = Settings.from_env()
     if args.soak is not None:
         from benchmarks import soak

@@ -37,6 +37,10 @@ class Stage:
     def sources(self) -> list[str]:
         return [self.settings.topic_name(t) for t in catalogue.SOURCE_TOPICS]
 
+    def reads(self, topics=catalogue.SOURCE_TOPICS) -> tuple[list[str], int]:
+        """Physical names of the source topics a runner consumes, and how many events they hold."""
+        return [self.settings.topic_name(t) for t in topics], sum(self.dataset.count(t) for t in topics)
+
     def log(self, what: str) -> Path:
         return self.workdir / f"{what}.log"
 
@@ -63,23 +67,28 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def finish(st: Stage, groups: list[str], events: int, timing: drain.Timing) -> accounting.Run:
+def finish(st: Stage, groups: list[str], events: int, timing: drain.Timing, expect_output: bool = True) -> accounting.Run:
     """Counts what the runner wrote, then removes its topics, groups and scratch directory."""
     try:
         ends = st.broker.end_offsets_by_topic(st.broker.topics_of(st.token))
         written = accounting.written(ends, st.sources)
-        return accounting.Run(st.name, events, timing.timed_events, timing.seconds, timing.cpu_seconds,
-                              timing.peak_rss_kb, written, timing.note)
-    finally:
-        cleanup(st, groups)
+        if expect_output and not written["output"]:
+            raise drain.RunnerFailed(f"{st.name} drained its input but wrote no output; see {st.workdir}")
+    except BaseException:
+        cleanup(st, groups, keep_logs=True)
+        raise
+    cleanup(st, groups)
+    return accounting.Run(st.name, events, timing.timed_events, timing.seconds, timing.cpu_seconds,
+                          timing.peak_rss_kb, written, timing.note)
 
 
-def cleanup(st: Stage, groups: list[str]) -> None:
+def cleanup(st: Stage, groups: list[str], keep_logs: bool = False) -> None:
+    """Deletes the run's topics and groups, and its scratch directory (logs kept when the run failed)."""
     try:
         st.broker.delete_run(st.token, groups)
     finally:
         st.broker.close()
-        shutil.rmtree(st.workdir / "state", ignore_errors=True)
+        shutil.rmtree(st.workdir / "state" if keep_logs else st.workdir, ignore_errors=True)
 
 
 def _prepare(st: Stage, topics) -> None:
@@ -101,28 +110,30 @@ def ceiling(st: Stage) -> accounting.Run:
                              cwd=REPO, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
                              capture_output=True, text=True, timeout=_timeout(events), check=True)
     except BaseException:
-        cleanup(st, [])
+        cleanup(st, [], keep_logs=True)
         raise
     result = json.loads(out.stdout.strip().splitlines()[-1])
     timing = drain.Timing(result["seconds"], result["events"], result["cpu_seconds"], result["peak_rss_kb"])
-    return finish(st, [], events, timing)
+    return finish(st, [], events, timing, expect_output=False)
 
 
-def _watched(st: Stage, argv: list[str], env: dict, group: str, events: int,
+def _watched(st: Stage, argv: list[str], env: dict, group: str, reads: tuple[list[str], int],
              profile_to: Path | None = None) -> accounting.Run:
     """Runs a consumer-group runner until its topics are drained (see drain.watch)."""
+    consumes, events = reads
     try:
         process = spawn(argv, env, st.log(st.name))
         spy = profile.attach(process.pid, st.workdir / "profile.raw") if profile_to else None
         try:
-            timing = drain.watch(process, st.broker, st.token, group, st.sources, events, _timeout(events),
+            timing = drain.watch(process, st.broker, st.token, group, consumes, events, _timeout(events),
                                  st.log(st.name))
         finally:
             if spy:
                 profile.detach(spy, st.workdir / "profile.raw", profile_to)
             stop(process)
+        drain.check_log(st.log(st.name))
     except BaseException:
-        cleanup(st, [group])
+        cleanup(st, [group], keep_logs=True)
         raise
     return finish(st, [group], events, timing)
 
@@ -136,18 +147,19 @@ def quix(st: Stage) -> accounting.Run:
     argv = [sys.executable, "-m", "benchmarks.quix_peer", "--bootstrap", st.settings.bootstrap_servers,
             "--prefix", st.settings.topic_prefix, "--group", group, "--state-dir", str(st.workdir / "state")]
     env = {"PYTHONPATH": f"{REPO}:{BENCH_LIB}"}
-    return _watched(st, argv, env, group, st.dataset.count(catalogue.ORDERS))
+    return _watched(st, argv, env, group, st.reads([catalogue.ORDERS]))
 
 
 def faust_peer(st: Stage, mode: str, port: int) -> accounting.Run:
     """(c) the minimal Faust app on the order events, per event or batched."""
     from benchmarks.faust_peer import run_env
 
-    _prepare(st, catalogue.SOURCE_TOPICS)
+    own = tuple(catalogue.Topic(name, "customer_id", ("json",)) for name in ("faust.customer-facts", "faust.customers"))
+    _prepare(st, catalogue.SOURCE_TOPICS + own)  # else the broker may auto-create them with 1 partition
     env = run_env(st.settings.topic_prefix, mode, st.settings.partitions, str(st.workdir / "state"), port,
                   st.settings.bootstrap_servers)
     argv = [sys.executable, "-m", "benchmarks.faust_peer", "worker", "-l", "warn"]
-    return _watched(st, argv, env, st.settings.topic_prefix + "faust", st.dataset.count(catalogue.ORDERS))
+    return _watched(st, argv, env, st.settings.topic_prefix + "faust", st.reads([catalogue.ORDERS]))
 
 
 def posvenda(st: Stage, port: int, profile_to: Path | None = None) -> accounting.Run:
@@ -158,4 +170,4 @@ def posvenda(st: Stage, port: int, profile_to: Path | None = None) -> accounting
            "POSVENDA_APP_ID": s.app_id, "POSVENDA_DATA_DIR": str(s.data_dir), "POSVENDA_WEB_PORT": str(port),
            "POSVENDA_PARTITIONS": str(s.partitions), "POSVENDA_RECOVERY_TICK_SECONDS": "0"}
     argv = [sys.executable, "-m", "posvenda.cli", "worker"]
-    return _watched(st, argv, env, s.app_id, st.dataset.count(), profile_to)
+    return _watched(st, argv, env, s.app_id, st.reads(), profile_to)
