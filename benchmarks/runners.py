@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from benchmarks import accounting, drain, profile
+from benchmarks import accounting, drain, profile, verify
 from benchmarks.dataset import Dataset
 from benchmarks.kafka_io import Broker
 from streams.settings import REPO, Settings
@@ -67,13 +67,17 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def finish(st: Stage, groups: list[str], events: int, timing: drain.Timing, expect_output: bool = True) -> accounting.Run:
-    """Counts what the runner wrote, then removes its topics, groups and scratch directory."""
+def finish(st: Stage, groups: list[str], events: int, timing: drain.Timing, expect_output: bool = True,
+           results_topic: str | None = None) -> accounting.Run:
+    """Counts what the runner wrote (and checks a peer's results), then removes its topics, groups and
+    scratch directory."""
     try:
         ends = st.broker.end_offsets_by_topic(st.broker.topics_of(st.token))
         written = accounting.written(ends, st.sources)
         if expect_output and not written["output"]:
             raise drain.RunnerFailed(f"{st.name} drained its input but wrote no output; see {st.workdir}")
+        if results_topic:
+            verify.check_customers(st.settings, results_topic, ends[results_topic], st.dataset)
     except BaseException:
         cleanup(st, groups, keep_logs=True)
         raise
@@ -118,7 +122,7 @@ def ceiling(st: Stage) -> accounting.Run:
 
 
 def _watched(st: Stage, argv: list[str], env: dict, group: str, reads: tuple[list[str], int],
-             profile_to: Path | None = None) -> accounting.Run:
+             profile_to: Path | None = None, results_topic: str | None = None) -> accounting.Run:
     """Runs a consumer-group runner until its topics are drained (see drain.watch)."""
     consumes, events = reads
     try:
@@ -135,7 +139,7 @@ def _watched(st: Stage, argv: list[str], env: dict, group: str, reads: tuple[lis
     except BaseException:
         cleanup(st, [group], keep_logs=True)
         raise
-    return finish(st, [group], events, timing)
+    return finish(st, [group], events, timing, results_topic=results_topic)
 
 
 def quix(st: Stage) -> accounting.Run:
@@ -147,7 +151,8 @@ def quix(st: Stage) -> accounting.Run:
     argv = [sys.executable, "-m", "benchmarks.quix_peer", "--bootstrap", st.settings.bootstrap_servers,
             "--prefix", st.settings.topic_prefix, "--group", group, "--state-dir", str(st.workdir / "state")]
     env = {"PYTHONPATH": f"{REPO}:{BENCH_LIB}"}
-    return _watched(st, argv, env, group, st.reads([catalogue.ORDERS]))
+    return _watched(st, argv, env, group, st.reads([catalogue.ORDERS]),
+                    results_topic=st.settings.topic_prefix + "quix.customers")
 
 
 def faust_peer(st: Stage, mode: str, port: int) -> accounting.Run:
@@ -159,7 +164,8 @@ def faust_peer(st: Stage, mode: str, port: int) -> accounting.Run:
     env = run_env(st.settings.topic_prefix, mode, st.settings.partitions, str(st.workdir / "state"), port,
                   st.settings.bootstrap_servers)
     argv = [sys.executable, "-m", "benchmarks.faust_peer", "worker", "-l", "warn"]
-    return _watched(st, argv, env, st.settings.topic_prefix + "faust", st.reads([catalogue.ORDERS]))
+    return _watched(st, argv, env, st.settings.topic_prefix + "faust", st.reads([catalogue.ORDERS]),
+                    results_topic=st.settings.topic_prefix + "faust.customers")
 
 
 def posvenda(st: Stage, port: int, profile_to: Path | None = None) -> accounting.Run:
