@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     if args.soak is not None:
         from benchmarks import soak
 
-        return soak.main(base, args.soak, args.soak_rate, args.sessions, args.results)
+        return soak.main(base, args.soak, args.soak_rate, args.results)
     names = [n for n in ROW_NAMES if n in args.only.split(",")]
     olist = dataset.olist(args.olist, args.orders)
     simulated = dataset.simulated(args.sessions) if "posvenda-simulated" in names else dataset.Dataset("simulated", ())

@@ -171,9 +171,16 @@ def faust_peer(st: Stage, mode: str, port: int) -> accounting.Run:
 def posvenda(st: Stage, port: int, profile_to: Path | None = None) -> accounting.Run:
     """(d) the posvenda worker with every read model, on every source event."""
     _prepare(st, None)
+    return _watched(st, posvenda_argv(), posvenda_env(st, port), st.settings.app_id, st.reads(), profile_to)
+
+
+def posvenda_argv() -> list[str]:
+    return [sys.executable, "-m", "posvenda.cli", "worker"]
+
+
+def posvenda_env(st: Stage, port: int) -> dict:
+    """The worker's configuration: the run's prefix, group and state directory; no wall-clock ticks."""
     s = st.settings
-    env = {"KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "POSVENDA_TOPIC_PREFIX": s.topic_prefix,
-           "POSVENDA_APP_ID": s.app_id, "POSVENDA_DATA_DIR": str(s.data_dir), "POSVENDA_WEB_PORT": str(port),
-           "POSVENDA_PARTITIONS": str(s.partitions), "POSVENDA_RECOVERY_TICK_SECONDS": "0"}
-    argv = [sys.executable, "-m", "posvenda.cli", "worker"]
-    return _watched(st, argv, env, s.app_id, st.reads(), profile_to)
+    return {"KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "POSVENDA_TOPIC_PREFIX": s.topic_prefix,
+            "POSVENDA_APP_ID": s.app_id, "POSVENDA_DATA_DIR": str(s.data_dir), "POSVENDA_WEB_PORT": str(port),
+            "POSVENDA_PARTITIONS": str(s.partitions), "POSVENDA_RECOVERY_TICK_SECONDS": "0"}
