@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--soak", type=float, metavar="MINUTES", default=None,
                         help="instead: a soak of the worker on simulated traffic (see benchmarks/soak.py)")
     parser.add_argument("--soak-rate", type=float, default=500.0, help="events/s offered during the soak")
+    parser.add_argument("--restore", type=int, metavar="KEYS", nargs="?", const=1_000_000, default=None,
+                        help="instead: restore time of KEYS keys (default 1,000,000) from a changelog, local state "
+                             "deleted (see benchmarks/restore.py)")
     args = parser.parse_args(argv)
     args.olist = args.olist or default_dir()
     unknown = set(args.only.split(",")) - set(ROW_NAMES)
@@ -97,6 +100,13 @@ def main(argv=None) -> int:
         from benchmarks import soak
 
         return soak.main(base, args.soak, args.soak_rate, args.results)
+    if args.restore is not None:
+        from benchmarks import restore
+
+        result = restore.main(base, args.restore)
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / "restore.json").write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     names = [n for n in ROW_NAMES if n in args.only.split(",")]
     olist = dataset.olist(args.olist, args.orders)
     simulated = dataset.simulated(args.sessions) if "posvenda-simulated" in names else dataset.Dataset("simulated", ())
