@@ -56,6 +56,13 @@ class Broker:
             return {}
         return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
+    def group_state(self, group: str) -> str:
+        """The group's state as the coordinator sees it: "Stable" once partitions are assigned."""
+        try:
+            return self.admin.describe_groups([group])[group]["group_state"]
+        except (KafkaError, KeyError):
+            return "Unknown"
+
     def delete_run(self, token: str, groups: list[str]) -> None:
         """Deletes the run's topics and consumer groups so the shared broker does not fill up."""
         topics = self.topics_of(token)
