@@ -41,16 +41,22 @@ def latest_records(settings, topic: str, expected_messages: int) -> dict[str, di
     return latest
 
 
-def check_customers(settings, topic: str, messages: int, dataset) -> None:
-    """Raises RunnerFailed naming the first customer whose record differs from the events."""
-    expected = expected_customers(dataset.messages)
-    actual = latest_records(settings, topic, messages)
+def difference(expected: dict[str, tuple[int, list[str]]], actual: dict[str, dict]) -> str | None:
+    """The first way the peer's records differ from the events, or None when they agree."""
     if set(actual) != set(expected):
         missing, extra = set(expected) - set(actual), set(actual) - set(expected)
-        raise RunnerFailed(f"{topic}: {len(missing)} customers missing (e.g. {sorted(missing)[:1]}), "
-                           f"{len(extra)} unexpected (e.g. {sorted(extra)[:1]})")
-    for customer, (count, orders) in expected.items():
+        return (f"{len(missing)} customers missing (e.g. {sorted(missing)[:1]}), "
+                f"{len(extra)} unexpected (e.g. {sorted(extra)[:1]})")
+    for customer, (count, orders) in sorted(expected.items()):
         record = actual[customer]
         if record["events"] != count or record["orders"] != orders:
-            raise RunnerFailed(f"{topic}: customer {customer}: {record['events']} events / {len(record['orders'])} "
-                               f"orders, expected {count} / {len(orders)}")
+            return (f"customer {customer}: {record['events']} events / {len(record['orders'])} orders, "
+                    f"expected {count} / {len(orders)}")
+    return None
+
+
+def check_customers(settings, topic: str, messages: int, dataset) -> None:
+    """Raises RunnerFailed naming the first customer whose record differs from the events."""
+    problem = difference(expected_customers(dataset.messages), latest_records(settings, topic, messages))
+    if problem:
+        raise RunnerFailed(f"{topic}: {problem}")

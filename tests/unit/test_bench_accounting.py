@@ -94,3 +94,44 @@ def test_profile_summary_counts_self_and_inclusive_samples_per_function():
     assert total == 10
     assert own == {"dumps (json.py)": 6, "fold (f.py)": 3, "send (k.py)": 1}
     assert inclusive["main (w.py)"] == 10 and inclusive["fold (f.py)"] == 9
+
+
+def test_drained_needs_every_partition_with_messages_committed_to_its_end():
+    from benchmarks.drain import drained
+
+    ends = {("t", 0): 10, ("t", 1): 0, ("facts", 0): 5}
+    assert drained({("t", 0): 10, ("facts", 0): 5}, ends)  # an empty partition needs no commit
+    assert not drained({("t", 0): 10, ("facts", 0): 4}, ends)  # the re-key topic is one behind
+    assert not drained({("t", 0): 10}, ends)
+
+
+def test_a_crash_in_a_runner_log_fails_the_run(tmp_path):
+    from benchmarks.drain import RunnerFailed, check_log
+
+    log = tmp_path / "runner.log"
+    log.write_text("[WARNING] Timer commit is overlapping\n")
+    check_log(log)  # no crash: passes
+    log.write_text("[ERROR] [^----Agent*: orders]: Crashed reason=KeyError('o-1')\n")
+    with pytest.raises(RunnerFailed, match="KeyError"):
+        check_log(log)
+
+
+def test_peer_results_are_compared_with_counts_taken_from_the_events():
+    from benchmarks.verify import difference, expected_customers
+    from topics import catalogue, events
+
+    def order_event(event_id, order_id, customer_id):
+        event = events.Event(event_id, "order_delivered", 1_741_611_600_000, "carrier", None, customer_id, order_id,
+                             {"receiver": None})
+        return catalogue.ORDERS, order_id, events.encode(event)
+
+    # Given three order events of one customer, one of them delivered twice (same event id)
+    ids = ["00000000-0000-4000-8000-00000000000" + str(i) for i in range(3)]
+    messages = [order_event(ids[0], "o-1", "c-1"), order_event(ids[1], "o-2", "c-1"), order_event(ids[1], "o-2", "c-1"),
+                order_event(ids[2], "o-1", "c-1")]
+    expected = expected_customers(messages)
+    # Then the customer has 3 distinct events over orders o-1 and o-2
+    assert expected == {"c-1": (3, ["o-1", "o-2"])}
+    assert difference(expected, {"c-1": {"events": 3, "orders": ["o-1", "o-2"]}}) is None
+    assert "4 events" in difference(expected, {"c-1": {"events": 4, "orders": ["o-1", "o-2"]}})
+    assert "1 customers missing" in difference(expected, {})
