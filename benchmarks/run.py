@@ -74,6 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--soak", type=float, metavar="MINUTES", default=None,
                         help="instead: a soak of the worker on simulated traffic (see benchmarks/soak.py)")
     parser.add_argument("--soak-rate", type=float, default=500.0, help="events/s offered during the soak")
+    parser.add_argument("--latency", type=float, metavar="RATE", nargs="?", const=1000.0, default=None,
+                        help="instead: p50/p99 event-to-projection latency at RATE events/s (default 1000) for "
+                             "--latency-seconds (see benchmarks/latency.py)")
+    parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--restore", type=int, metavar="KEYS", nargs="?", const=1_000_000, default=None,
                         help="instead: restore time of KEYS keys (default 1,000,000) from a changelog, local state "
                              "deleted (see benchmarks/restore.py)")
@@ -100,13 +104,8 @@ def main(argv=None) -> int:
         from benchmarks import soak
 
         return soak.main(base, args.soak, args.soak_rate, args.results)
-    if args.restore is not None:
-        from benchmarks import restore
-
-        result = restore.main(base, args.restore)
-        args.results.mkdir(parents=True, exist_ok=True)
-        (args.results / "restore.json").write_text(json.dumps(result, indent=2) + "\n")
-        return 0
+    if args.restore is not None or args.latency is not None:
+        return side_measurement(args, base)
     names = [n for n in ROW_NAMES if n in args.only.split(",")]
     olist = dataset.olist(args.olist, args.orders)
     simulated = dataset.simulated(args.sessions) if "posvenda-simulated" in names else dataset.Dataset("simulated", ())
@@ -135,6 +134,21 @@ def main(argv=None) -> int:
         "runs": [asdict(r) for r in runs], "rows": [asdict(r) for r in rows], "problems": problems,
     }, indent=2) + "\n")
     return 1 if problems else 0
+
+
+def side_measurement(args, base: Settings) -> int:
+    """--restore or --latency: one measurement of its own, printed and kept as results/<name>.json."""
+    if args.restore is not None:
+        from benchmarks import restore
+
+        name, result = "restore", restore.main(base, args.restore)
+    else:
+        from benchmarks import latency
+
+        name, result = "latency", latency.main(base, args.latency, args.latency_seconds)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 def header(args, olist: dataset.Dataset, simulated: dataset.Dataset, names: list[str]) -> str:

@@ -135,3 +135,17 @@ def test_peer_results_are_compared_with_counts_taken_from_the_events():
     assert difference(expected, {"c-1": {"events": 3, "orders": ["o-1", "o-2"]}}) is None
     assert "4 events" in difference(expected, {"c-1": {"events": 4, "orders": ["o-1", "o-2"]}})
     assert "1 customers missing" in difference(expected, {})
+
+
+def test_latency_matches_each_event_with_the_first_projection_of_its_key_at_or_after_it():
+    from benchmarks.latency import match, percentile
+
+    sources = [(b"o-1", 1000), (b"o-1", 1500), (b"o-2", 1200), (b"o-3", 1300)]
+    outputs = [(b"o-1", 1040), (b"o-1", 1700), (b"o-2", 1190), (b"o-2", 1450)]  # o-2's first record predates it
+    latencies, unmatched = match(sources, outputs)
+    assert sorted(latencies) == [40, 200, 250]
+    assert unmatched == 1  # o-3 never got a projection record
+    assert percentile(list(range(1, 101)), 50) == 50
+    assert percentile(list(range(1, 101)), 99) == 99
+    assert percentile([7], 99) == 7
+    assert percentile([], 50) is None
