@@ -140,7 +140,7 @@ def consumer_for(settings):
     """A kafka-python consumer without a group: tail and replay never move anyone's offsets."""
     from kafka import KafkaConsumer
 
-    logging.getLogger("kafka").setLevel(logging.ERROR)  # stdout is the data; keep stderr for real trouble
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # stdout is the data; a failure raises anyway
 
     return KafkaConsumer(group_id=None, enable_auto_commit=False, client_id="posvenda-tail",
                          **settings.kafka_python_config())
