@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -192,6 +195,38 @@ def test_tail_prints_a_json_projection_and_its_tombstone(settings):
     # Then the record comes out as JSON and the tombstone as null, in that order
     assert [(line["partition"], line["offset"], line["key"], line["value"]) for line in lines] == [
         (1, 0, "o-77", record), (1, 1, "o-77", None)]
+
+
+def test_tail_from_the_beginning_stops_at_n_then_follows_new_messages(settings):
+    # Given three visit records on partition 0
+    topic = settings.topic_name(catalogue.PROJECTION_VISITS)
+    producer = producer_for(settings)
+
+    def send(n: int) -> None:
+        producer.send(topic, key=f"s-{n}".encode(), value=json.dumps({"session_id": f"s-{n}"}).encode(), partition=0)
+        producer.flush()
+
+    for n in range(3):
+        send(n)
+    # When tail prints the first two from the beginning and then follows
+    process = subprocess.Popen([sys.executable, "-m", "posvenda.cli", "tail", "projections.visits", "--from-beginning",
+                                "-n", "2", "--follow"], env=settings_env(settings), cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    try:
+        first = [json.loads(lines.get(timeout=60)) for _ in range(2)]
+        # and a fourth record arrives after those two were printed
+        send(3)
+        followed = json.loads(lines.get(timeout=60))
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        producer.close()
+    # Then it printed the first two, skipped the rest of the backlog, printed the new one, and Ctrl-C ends it
+    assert [(line["offset"], line["key"]) for line in first] == [(0, "s-0"), (1, "s-1")]
+    assert (followed["offset"], followed["value"]) == (3, {"session_id": "s-3"})
+    assert process.returncode == 130
 
 
 # --- posvenda dlq replay ---------------------------------------------------------------------------
