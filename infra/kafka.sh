@@ -275,13 +275,13 @@ client_properties() {
       *) die "KAFKA_SASL_MECHANISM=${mechanism:-(unset)}: the tools support PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512" ;;
     esac
     [ -n "${KAFKA_SASL_USERNAME:-}" ] && [ -n "${KAFKA_SASL_PASSWORD:-}" ] || die "$protocol needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
-    local jaas; jaas=$(prop_value "$module required username=$(jaas_quoted "$KAFKA_SASL_USERNAME") password=$(jaas_quoted "$KAFKA_SASL_PASSWORD");")
+    local jaas; jaas=$(prop_value "$module required username=$(jaas_quoted "$KAFKA_SASL_USERNAME") password=$(jaas_quoted "$KAFKA_SASL_PASSWORD");") || exit 1
     echo "sasl.mechanism=$mechanism"
     echo "sasl.jaas.config=$jaas"
   fi
   if [[ "$protocol" == *SSL ]] && [ -n "${KAFKA_SSL_CAFILE:-}" ]; then  # else the JDK's trusted CAs
     [ -r "$KAFKA_SSL_CAFILE" ] || die "KAFKA_SSL_CAFILE=$KAFKA_SSL_CAFILE is not a readable file"
-    local cafile; cafile=$(prop_value "$(realpath "$KAFKA_SSL_CAFILE")")
+    local cafile; cafile=$(prop_value "$(realpath "$KAFKA_SSL_CAFILE")") || exit 1
     echo "ssl.truststore.type=PEM"
     echo "ssl.truststore.location=$cafile"
   fi
