@@ -2,6 +2,7 @@
 `posvenda tail` and `posvenda dlq replay`. Expected values come from what each test wrote."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -250,7 +251,13 @@ def test_dlq_replay_puts_the_dead_letter_back_byte_identical(settings):
     producer.send(dlq, key=b"o-junk", value=garbage, partition=0, headers=headers("corrupt_body", 8))
     producer.flush()
     producer.close()
-    # When the operator first does a dry run for the handler errors
+    # When the operator looks at the dead letters
+    shown = tail_lines(settings, "orders.events.dlq", "--from-beginning")
+    # Then each shows its reason, source and raw bytes
+    assert [(line["offset"], line["headers"]["dlq.reason"], line["headers"]["dlq.source.offset"],
+             base64.b64decode(line["value_base64"])) for line in shown] == [
+        (0, "handler_error", "7", fixed), (1, "corrupt_body", "8", garbage)]
+    # When the operator does a dry run for the handler errors
     dry = posvenda(settings, "dlq", "replay", "orders.events", "--reason", "handler_error", "--dry-run")
     # Then it names the dead letter and sends nothing
     assert "would replay 0:0 (handler_error)" in dry and "1 would be replayed, 0 refused" in dry
