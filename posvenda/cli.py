@@ -19,6 +19,8 @@ COMMAND_MODULES: list[str] = [
     "posvenda.cmd_campaigns",
     "posvenda.cmd_olist",
     "posvenda.cmd_report",
+    "posvenda.cmd_tail",
+    "posvenda.cmd_dlq",
 ]
 
 
