@@ -27,10 +27,9 @@ test-faults: install
 	infra/kafka.sh start
 	@if [ -n "$$(ls tests/faults/test_*.py 2>/dev/null)" ]; then $(PYTEST) -q tests/faults; else echo "no fault tests yet"; fi
 
-prerequisites:
+prerequisites:  ## Python 3.11+ must be there; a JDK 17+, Maven and Prometheus are installed when missing
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { echo "posvenda needs Python 3.11+ (python3 is $$($(PY) --version 2>&1)); install it, or run make PY=python3.11"; exit 1; }
-	@command -v java >/dev/null || { echo "posvenda needs a JDK 17+ for the local Kafka broker: apt-get install openjdk-17-jdk-headless"; exit 1; }
-	@command -v mvn >/dev/null || [ -f "$${XDG_CACHE_HOME:-$$HOME/.cache}/posvenda/kafka-3.9.1/libs/.complete" ] || { echo "posvenda needs Maven to fetch the Kafka jars: apt-get install maven"; exit 1; }
+	@infra/install-jdk.sh
 	@command -v promtool >/dev/null || infra/install-prometheus.sh
 
 install: prerequisites $(STAMP)
@@ -48,8 +47,9 @@ stop:  ## stop the local broker and Prometheus
 	-@test -x infra/prometheus.sh && infra/prometheus.sh stop
 	infra/kafka.sh stop
 
-bench: install
+bench: install  ## every runner on the same events, one table (benchmarks/run.py --help; BENCH_ARGS="--runs 1 ...")
 	infra/kafka.sh start
+	$(BIN)/python -m benchmarks.extra
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 dashboards: install  ## regenerate the Grafana dashboards JSON from alerts/dashboards.py

@@ -3,6 +3,14 @@
 #   infra/kafka.sh start   resolve jars (cached), format storage once, start, wait until it answers
 #   infra/kafka.sh stop    stop cleanly (SIGTERM, wait for the controlled shutdown)
 #   infra/kafka.sh status  exit 0 when the broker answers
+#   infra/kafka.sh config  write server.properties and print it (the broker never creates topics on
+#                          first use: `posvenda topics create` makes them as topics/catalogue.py declares)
+#   infra/kafka.sh tool NAME ARGS...  runs one of Kafka's command-line tools (kafka-topics,
+#                          kafka-consumer-groups, kafka-console-consumer) against KAFKA_BOOTSTRAP_SERVERS
+#                          (default 127.0.0.1:$POSVENDA_KAFKA_PORT) with the client security settings
+#                          KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+#                          KAFKA_SASL_PASSWORD and KAFKA_SSL_CAFILE, e.g.
+#                          infra/kafka.sh tool kafka-consumer-groups --describe --group posvenda
 # When KAFKA_BOOTSTRAP_SERVERS is set, that cluster is used and nothing is started.
 # Environment (all optional): POSVENDA_STATE_DIR (data, config, pid file and logs; default .state),
 # POSVENDA_KAFKA_PORT (PLAINTEXT, 9092), POSVENDA_KAFKA_CONTROLLER_PORT (9093), KAFKA_HEAP (768m).
@@ -38,19 +46,31 @@ logfile="$STATE_DIR/kafka/broker.log"
 die() { echo "infra/kafka.sh: $*" >&2; exit 1; }
 
 need_tools() {
-  command -v java >/dev/null || die "java not found: install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)"
+  command -v java >/dev/null || die "java not found: install a JDK 17+ (infra/install-jdk.sh, or Debian: apt-get install openjdk-17-jdk-headless)"
   local v; v=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
   [ "${v:-0}" -ge 17 ] || die "java $v found, Kafka $KAFKA_VERSION needs a JDK 17+ (apt-get install openjdk-17-jdk-headless)"
-  [ -f "$libs/.complete" ] || command -v mvn >/dev/null || die "mvn not found: install Maven (Debian: apt-get install maven)"
+  jars_current || command -v mvn >/dev/null || die "mvn not found: install Maven (infra/install-jdk.sh, or Debian: apt-get install maven)"
 }
 
+# The cache is current when its marker holds the checksum of the pom it was resolved from, so a cache
+# made before the pom gained an artifact (the tools) is completed on the next start or tool run.
+pom_checksum() { sha256sum < "$here/kafka/pom.xml" | cut -d' ' -f1; }
+jars_current() { [ -f "$libs/.complete" ] && [ "$(cat "$libs/.complete")" = "$(pom_checksum)" ]; }
+
 resolve_jars() {
-  [ -f "$libs/.complete" ] && return 0
-  echo "resolving Apache Kafka $KAFKA_VERSION jars from Maven Central into $libs ..."
+  jars_current && return 0
+  echo "resolving Apache Kafka $KAFKA_VERSION jars (broker and tools) from Maven Central into $libs ..."
   mkdir -p "$libs"
+  local staging; staging=$(mktemp -d "$libs.partial.XXXXXX")
   mvn -q -B -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs"
-  touch "$libs/.complete"
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$staging" \
+    || { rm -rf "$staging"; die "could not resolve the Kafka jars from Maven Central (see mvn's output above)"; }
+  # Jar by jar into place, never a directory swap: a running broker keeps reading the jars it started with.
+  local jar
+  for jar in "$libs"/*.jar; do [ -f "$staging/${jar##*/}" ] || rm -f "$jar"; done
+  for jar in "$staging"/*.jar; do [ -f "$libs/${jar##*/}" ] || mv "$jar" "$libs/"; done
+  rm -rf "$staging"
+  pom_checksum > "$libs/.complete"
 }
 
 
@@ -91,7 +111,7 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 min.insync.replicas=1
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+auto.create.topics.enable=false
 log.retention.hours=-1
 log.cleaner.backoff.ms=2000
 PROPS
@@ -224,9 +244,86 @@ stop() {
   echo "kafka stopped"
 }
 
+# --- Kafka's command-line tools -------------------------------------------------------------------
+# The client security settings reach a tool as a properties file (mode 600, in a private temp dir
+# removed on exit), never as arguments: a password on the command line is visible to every user in ps.
+
+# A .properties value: the file is read as ISO-8859-1 and a backslash escapes, so backslashes are
+# doubled and anything beyond ASCII is written as \uXXXX.
+prop_value() {
+  local LC_ALL=C.UTF-8 v=${1//\\/\\\\} out="" c i code
+  for ((i = 0; i < ${#v}; i++)); do
+    c=${v:i:1}; code=$(printf '%d' "'$c")
+    if [ "$code" -lt 32 ] || [ "$code" -eq 127 ]; then die "a control character in a client setting cannot go into a properties file"
+    elif [ "$code" -lt 127 ]; then out+=$c
+    elif [ "$code" -le 65535 ]; then out+=$(printf '\\u%04x' "$code")
+    else die "a character beyond U+FFFF in a client setting is not supported"; fi
+  done
+  printf '%s' "$out"
+}
+
+# A JAAS option value: double-quoted, with backslash and double quote escaped.
+jaas_quoted() { local v=${1//\\/\\\\}; v=${v//\"/\\\"}; printf '"%s"' "$v"; }
+
+client_properties() {
+  local protocol=${KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}; protocol=${protocol^^}
+  case "$protocol" in PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL) ;; *) die "KAFKA_SECURITY_PROTOCOL=$protocol: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";; esac
+  echo "security.protocol=$protocol"
+  if [[ "$protocol" == SASL_* ]]; then
+    local mechanism=${KAFKA_SASL_MECHANISM:-} module; mechanism=${mechanism^^}
+    case "$mechanism" in
+      PLAIN) module=org.apache.kafka.common.security.plain.PlainLoginModule ;;
+      SCRAM-SHA-256|SCRAM-SHA-512) module=org.apache.kafka.common.security.scram.ScramLoginModule ;;
+      *) die "KAFKA_SASL_MECHANISM=${mechanism:-(unset)}: the tools support PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512" ;;
+    esac
+    [ -n "${KAFKA_SASL_USERNAME:-}" ] && [ -n "${KAFKA_SASL_PASSWORD:-}" ] || die "$protocol needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+    local jaas; jaas=$(prop_value "$module required username=$(jaas_quoted "$KAFKA_SASL_USERNAME") password=$(jaas_quoted "$KAFKA_SASL_PASSWORD");") || exit 1
+    echo "sasl.mechanism=$mechanism"
+    echo "sasl.jaas.config=$jaas"
+  fi
+  if [[ "$protocol" == *SSL ]] && [ -n "${KAFKA_SSL_CAFILE:-}" ]; then  # else the JDK's trusted CAs
+    [ -r "$KAFKA_SSL_CAFILE" ] || die "KAFKA_SSL_CAFILE=$KAFKA_SSL_CAFILE is not a readable file"
+    local cafile; cafile=$(prop_value "$(realpath "$KAFKA_SSL_CAFILE")") || exit 1
+    echo "ssl.truststore.type=PEM"
+    echo "ssl.truststore.location=$cafile"
+  fi
+}
+
+tool() {
+  local name=${1:-} class config_flag
+  case "$name" in
+    kafka-topics) class=org.apache.kafka.tools.TopicCommand; config_flag=--command-config ;;
+    kafka-consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand; config_flag=--command-config ;;
+    kafka-console-consumer) class=org.apache.kafka.tools.consumer.ConsoleConsumer; config_flag=--consumer.config ;;
+    *) die "tool ${name:-(none)}: expected kafka-topics, kafka-consumer-groups or kafka-console-consumer" ;;
+  esac
+  shift
+  need_tools
+  resolve_jars >&2
+  local args=("$@") arg own_bootstrap=""
+  for arg in "$@"; do
+    case "$arg" in
+      "$config_flag"|"$config_flag="*) die "tool $name: $config_flag is written from the KAFKA_* environment; do not pass it" ;;
+      --bootstrap-server|--bootstrap-server=*) own_bootstrap=1 ;;
+    esac
+  done
+  [ -n "$own_bootstrap" ] || args=(--bootstrap-server "${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}" "${args[@]}")
+  private=$(mktemp -d)
+  trap 'rm -rf "$private"' EXIT
+  trap 'exit 130' INT TERM
+  ( umask 077; client_properties > "$private/client.properties" ) || exit 1
+  printf 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%%d] %%p %%m (%%c)%%n\n' > "$private/log4j.properties"
+  java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j.configuration="file:$private/log4j.properties" -cp "$libs/*" \
+    "$class" "${args[@]}" "$config_flag" "$private/client.properties"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  config) write_config; cat "$conf" ;;
   status) running && echo "running (pid $(cat "$pidfile"))" || { echo "not running"; exit 1; } ;;
-  *) echo "usage: infra/kafka.sh start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: infra/kafka.sh start|stop|status|config" >&2; exit 2 ;;
+  tool) shift; tool "$@" ;;
+  *) echo "usage: infra/kafka.sh start|stop|status|tool NAME ARGS..." >&2; exit 2 ;;
 esac

@@ -19,6 +19,8 @@ COMMAND_MODULES: list[str] = [
     "posvenda.cmd_campaigns",
     "posvenda.cmd_olist",
     "posvenda.cmd_report",
+    "posvenda.cmd_tail",
+    "posvenda.cmd_dlq",
 ]
 
 
@@ -29,7 +31,7 @@ def _settings():
 
 
 def cmd_topics(args) -> int:
-    from topics.admin import create_topics
+    from topics.admin import create_topics, drift
     from topics.catalogue import all_topics
 
     settings = _settings()
@@ -42,26 +44,47 @@ def cmd_topics(args) -> int:
     print(f"topics: {len(created)} created, {len(existing)} already there ({settings.bootstrap_servers})")
     for name in created:
         print(f"  + {name}")
-    return 0
+    drifts = drift(settings)
+    for line in drifts:
+        print(f"  drift: {line}", file=sys.stderr)
+    if drifts:
+        print(f"topics: {len(drifts)} drift(s) from the catalogue (topics/catalogue.py): fix them as said above",
+              file=sys.stderr)
+    return 1 if drifts else 0
+
+
+def topics_ready(command: str, settings, topics=None) -> bool:
+    """False (and why, on stderr) when the topics a producing command writes to are missing."""
+    from topics.admin import TopicsNotReady, require_topics
+    from topics.catalogue import SOURCE_TOPICS
+
+    try:
+        require_topics(settings, topics or SOURCE_TOPICS)
+    except TopicsNotReady as exc:
+        print(f"posvenda {command}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
-    from posvenda.ingest import ingest
+    from posvenda.ingest import count_lines, ingest
     from posvenda.publish import Publisher
 
     path = Path(args.file)
     if not path.is_file():
         print(f"posvenda ingest: {path}: no such file", file=sys.stderr)
         return 2
-    total = sum(1 for line in path.open(encoding="utf-8") if line.strip())
-    with Publisher(_settings()) as publisher, tqdm(total=total, unit="ev", desc="ingest", disable=args.quiet) as bar:
-        rejected = ingest(path, publisher, bar)
-    for rejection in rejected:
+    if not topics_ready("ingest", _settings()):
+        return 2
+    with Publisher(_settings()) as publisher, tqdm(total=count_lines(path), unit="ev", desc="ingest",
+                                                   disable=args.quiet) as bar:
+        result = ingest(path, publisher, bar)
+    for rejection in result.rejected:
         print(f"{path}: {rejection}", file=sys.stderr)
-    print(f"ingest: {publisher.sent} published, {len(rejected)} rejected")
-    return 1 if rejected else 0
+    print(f"ingest: {result.published} published, {len(result.rejected)} rejected")
+    return 1 if result.rejected else 0
 
 
 def cmd_simulate(args) -> int:
@@ -80,6 +103,8 @@ def cmd_simulate(args) -> int:
         return 0
     from posvenda.publish import Publisher
 
+    if not topics_ready("simulate", _settings()):
+        return 2
     events = []
     interval = 1.0 / args.rate if args.rate else 0.0
     next_at = time.monotonic()

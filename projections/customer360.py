@@ -3,7 +3,10 @@ projection topic, the HTTP views, and the sender of facts onto customers.facts.
 
 Written only by the customer agent (streams/customers.py): customer and feedback events arrive through
 the CUSTOMERS handlers, session and order snapshots through customers.facts (see apply_fact). Personal
-data (name, city) lives in this table and its projection only; it is never logged nor used as a label.
+data (name, city) is kept sealed in this table (so in its changelog and RocksDB too) and opened with the
+customer's key (streams/customer_keys.py) only for the HTTP views and projections.customers; it is never
+logged nor used as a label. An erasure deletes the key, hides the record from the views and writes a
+tombstone to projections.customers.
 """
 from __future__ import annotations
 
@@ -15,16 +18,17 @@ from prometheus_client import Counter
 from projections import customer360_fold
 from projections.derived import DerivedCounts
 from projections.http import page_of, unauthorized
-from streams import handlers
+from streams import customer_keys, handlers
 from streams.app import app, assigned_partitions, settings, topic
-from topics import catalogue
+from topics import catalogue, personal_data
 
 log = logging.getLogger(__name__)
 
 CUSTOMER_EVENT_TYPES = frozenset({"customer_registered", "customer_updated", "customer_erasure_requested",
                                   "nps_answered"})
 
-customers_table = app.Table("customer-360", default=None, partitions=settings.partitions)
+customers_table = app.Table("customer-360", default=None, partitions=settings.partitions,
+                            extra_topic_configs=dict(catalogue.PERSONAL_DATA_COMPACTION))
 # Visitors-vs-buyers cells of known customers, derived from their records (see projections/derived.py).
 visitor_counts = DerivedCounts(customers_table, lambda state: customer360_fold.cells(state),
                                lambda: assigned_partitions(catalogue.CUSTOMERS),
@@ -62,7 +66,16 @@ def decode_fact(value: bytes) -> dict | None:
 
 
 def visible(state: dict | None) -> bool:
-    return customer360_fold.exists(state)
+    return customer360_fold.shown(state)
+
+
+async def public_view(state: dict) -> dict:
+    """The customer's view with name and city opened (absent once the customer's key is deleted)."""
+    view = customer360_fold.view(state)
+    sealed = [view[f] for f in customer360_fold.PII_FIELDS if personal_data.is_sealed(view[f])]
+    key_id = personal_data.key_id_of(sealed[0]) if sealed else None
+    key = await customer_keys.reader.key(view["customer_id"], key_id) if key_id else None
+    return customer360_fold.revealed(view, key)
 
 
 async def _store(old: dict | None, new: dict, partition: int) -> None:
@@ -82,7 +95,7 @@ async def _store(old: dict | None, new: dict, partition: int) -> None:
     after = customer360_fold.view(new) if visible(new) else None
     if after != before:
         await topic(catalogue.PROJECTION_CUSTOMERS).send(
-            key=customer_id.encode(), value=None if after is None else json.dumps(after).encode())
+            key=customer_id.encode(), value=None if after is None else json.dumps(await public_view(new)).encode())
 
 
 @handlers.on(handlers.CUSTOMERS)
@@ -92,8 +105,10 @@ async def apply_event(event, partition: int) -> None:
         return
     old = customers_table.get(event.customer_id)
     new = customer360_fold.apply_event(old, event)
-    if event.type == "customer_erasure_requested" and (old or {}).get("erased_at") is None:
-        ERASURES.inc()
+    if event.type == "customer_erasure_requested":
+        await customer_keys.shred(event.customer_id)  # idempotent: a redelivered request deletes nothing more
+        if (old or {}).get("erased_at") is None:
+            ERASURES.inc()
     await _store(old, new, partition)
 
 
@@ -118,7 +133,7 @@ async def customer_view(web, request, customer_id):
     state = customers_table.get(customer_id)
     if not visible(state):
         return web.json({"error": f"no customer {customer_id!r}"}, status=404)
-    return web.json(customer360_fold.view(state))
+    return web.json(await public_view(state))
 
 
 @app.page("/customers")
@@ -129,5 +144,5 @@ async def customers_view(web, request):
         return denied
     keys = sorted(k for k, v in customers_table.items() if visible(v))
     page = page_of(request, keys)
-    page["items"] = [customer360_fold.view(customers_table[k]) for k in page["items"]]
+    page["items"] = [await public_view(customers_table[k]) for k in page["items"]]
     return web.json(page)

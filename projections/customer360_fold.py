@@ -7,11 +7,15 @@ every change of its session/order; the highest one wins, so a redelivered or sta
 nothing, and a session that turns out to belong to another customer is retracted (fact None).
 
 Profile fields are last-writer-wins by (event time, event id), NPS is the latest answer by event time:
-any arrival order gives the same record. Personal data: only name and city are kept (the view shows
-them) and an erasure request drops them for good (erasure is sticky: a late registration does not
-bring them back). The NPS comment is free text that may hold personal data, so it is not kept.
+any arrival order gives the same record. Personal data: only name and city are kept, as they come
+(sealed under the customer's data key on the live path: `revealed` opens them for the view, so the
+table, its changelog and the local store hold ciphertext only), and an erasure request drops them for
+good and hides the record (erasure is sticky: a late registration does not bring them back). The NPS
+comment is free text that may hold personal data, so it is not kept.
 """
 from __future__ import annotations
+
+from topics import personal_data
 
 MAX_FACTS_PER_CUSTOMER = 2000  # sessions and orders each; beyond it the oldest (by last activity) go
 PII_FIELDS = ("name", "city")
@@ -133,6 +137,16 @@ def view(state: dict) -> dict:
         "nps": None if nps is None else {"score": nps["score"], "order_id": nps["order_id"],
                                          "answered_at": nps["answered_at"]},
     }
+
+
+def revealed(view_: dict, key: personal_data.CustomerKey | None) -> dict:
+    """The view with its sealed personal fields opened with the customer's key (absent when gone)."""
+    return {**view_, **{f: personal_data.open_value(key, view_["customer_id"], f, view_[f]) for f in PII_FIELDS}}
+
+
+def shown(state: dict | None) -> bool:
+    """Whether the record is shown (views, projections.customers): it exists and was not erased."""
+    return exists(state) and state["erased_at"] is None
 
 
 def exists(state: dict | None) -> bool:

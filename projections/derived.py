@@ -67,6 +67,9 @@ class DerivedCounts:
         for cell in before - after:
             counts[cell] -= 1
             moved[cell] = counts[cell]
+        undo_on_discard = getattr(self.table, "undo_on_discard", None)  # the event's unit of work, if any
+        if undo_on_discard is not None:
+            undo_on_discard(lambda: (counts.subtract(after - before), counts.update(before - after)))
         return moved
 
     def partials(self) -> list[list]:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from projections import customer360_fold, order_history_fold, visits_fold
-from topics import catalogue, events
+from topics import catalogue, events, personal_data, validation
 
 SESSION_TOPICS = (catalogue.VISITS, catalogue.CART, catalogue.CHECKOUT)
 ORDER_TOPICS = (catalogue.ORDERS, catalogue.MESSAGES)
@@ -53,16 +53,8 @@ class Replayed:
 
 def admitted(topic: catalogue.Topic, value: bytes, now_ms: int) -> events.Event | None:
     """The event when the live agent would fold it, else None (it went to the dead letters)."""
-    from streams.decoding import implausible  # the agents' own rule; imported late (it loads Faust)
-
-    try:
-        event = events.decode(value)
-    except Exception:
-        return None
-    key_field = KEY_FIELD[topic]
-    if implausible(event, now_ms) or (key_field and getattr(event, key_field) is None):
-        return None
-    return event
+    outcome = validation.verdict(value, now_ms, KEY_FIELD[topic])  # the agents' own verdict
+    return outcome if isinstance(outcome, events.Event) else None
 
 
 class MissingTopics(LookupError):
@@ -120,7 +112,23 @@ def read_log(settings, topics, progress=None) -> list[Replayed]:
 
     _read_to_end(settings, topics, keep, progress)
     out.sort(key=lambda r: (r.topic.name, r.partition, r.offset))
-    return out
+    return reveal_personal_data(settings, out)
+
+
+def reveal_personal_data(settings, log: list[Replayed]) -> list[Replayed]:
+    """The log with personal fields opened with the customers' data keys; an erased customer's fields
+    are left out. Keys are read after the log, so every key written before its event is there."""
+    if not any(personal_data.PERSONAL_FIELDS.get(r.event.type) for r in log):
+        return log
+    keys = read_keys(settings)
+    return [replace(r, event=personal_data.reveal(r.event, keys.get(r.event.customer_id))) for r in log]
+
+
+def read_keys(settings) -> dict[str, personal_data.CustomerKey]:
+    """The customers' data keys on customers.keys now (an erased customer has none)."""
+    keys = {cid: personal_data.key_from_record(record)
+            for cid, record in read_latest(settings, catalogue.CUSTOMER_KEYS).items()}
+    return {cid: key for cid, key in keys.items() if key is not None}
 
 
 def read_latest(settings, topic: catalogue.Topic, progress=None) -> dict[str, dict]:
@@ -194,7 +202,7 @@ def rebuild(name: str, log: list[Replayed], timezone: str):
         return {k: order_history_fold.view(s) for k, s in sorted(fold_orders(log).items())}
     if name == "customers":
         return {k: customer360_fold.view(s) for k, s in sorted(fold_customers(log, timezone).items())
-                if customer360_fold.exists(s)}
+                if customer360_fold.shown(s)}
     if name == "visitors-buyers":
         return visits_fold.report(visitor_counts(log, timezone))
     raise KeyError(f"unknown projection {name!r} (one of {sorted(SOURCES)})")

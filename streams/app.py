@@ -11,6 +11,7 @@ import faust
 
 from streams.redaction import redact_in_logs
 from streams.settings import Settings
+from streams.unit_of_work import BufferedTable, BufferedTopic
 from streams.web_auth import auth_middleware, log_routes
 
 settings = Settings.from_env()
@@ -81,6 +82,7 @@ def create_app(s: Settings) -> faust.App:
         value_serializer="json",
         producer_acks=-1,
         stream_wait_empty=False,
+        Table=BufferedTable,  # writes and reads go through the event's unit of work (streams/unit_of_work.py)
     )
 
 
@@ -91,9 +93,10 @@ app = create_app(settings)
 def topic(t) -> faust.TopicT:
     """The Faust topic of a catalogue entry (raw bytes: agents decode, so bad input reaches the DLQ).
 
-    Cached: handlers send on every event, and building a Faust topic object each time was waste."""
-    return app.topic(settings.topic_name(t), key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", partitions=t.partitions or settings.partitions)
+    Cached: handlers send on every event, and building a Faust topic object each time was waste.
+    A BufferedTopic: a send made while an event's unit of work is open leaves with the unit's commit."""
+    return BufferedTopic(app, topics=[settings.topic_name(t)], key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw", partitions=t.partitions or settings.partitions)
 
 
 def topics(*entries, **kwargs) -> faust.TopicT:

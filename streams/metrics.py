@@ -17,9 +17,21 @@ DUPLICATES = Counter("posvenda_duplicate_events_total", "Events ignored because 
                      ["topic"])
 for _source in (*catalogue.SOURCE_TOPICS, catalogue.SESSION_ORDER_STEPS):
     DUPLICATES.labels(_source.name)  # exported as 0 from the start: "no duplicates" is data, not a gap
+HANDLER_ERRORS = Counter("posvenda_handler_errors_total",
+                         "Events whose handlers raised: dead-lettered as handler_error, no read model changed.",
+                         ["topic"])
+for _source in (*catalogue.SOURCE_TOPICS, catalogue.SESSION_ORDER_STEPS):
+    HANDLER_ERRORS.labels(_source.name)
+# What an operator waits on: the message's arrival in Kafka (its timestamp) to the projection update. The
+# event-time delay is apart, as a replay of old history is years behind event time yet on time here.
 PROCESSING_LATENCY = Histogram(
-    "posvenda_processing_latency_seconds", "Event time to projection update.", ["topic"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400),
+    "posvenda_processing_latency_seconds", "Arrival in Kafka (message timestamp) to projection update.",
+    ["topic"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400),
+)
+EVENT_TIME_DELAY = Histogram(
+    "posvenda_event_time_delay_seconds", "Event time (occurred_at) to projection update: includes how late "
+    "events reach Kafka, and the age of replayed history.", ["topic"],
+    buckets=(1, 10, 60, 300, 1800, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400, 10 * 365 * 86400),
 )
 CONSUMER_LAG = Gauge("posvenda_consumer_lag_messages",
                      "Messages between the log end (last stable offset) and the committed offset, per assigned "

@@ -9,7 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FOREVER = -1
-WEEK_MS = 7 * 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
+WEEK_MS = 7 * DAY_MS
+
+# Compacted topics whose superseded values hold personal data (or data keys) must not keep them for
+# as long as compaction happens to take: a segment rolls after an hour at most, a record becomes
+# eligible for cleaning at most a day after it was written, and a tombstone is kept a day more for
+# consumers to see the delete. So a value replaced or deleted (an erasure) survives at most
+# max.compaction.lag.ms + segment.ms (25 h) plus one log-cleaner pass.
+PERSONAL_DATA_COMPACTION = (("segment.ms", str(HOUR_MS)), ("min.compaction.lag.ms", "0"),
+                            ("max.compaction.lag.ms", str(DAY_MS)), ("delete.retention.ms", str(DAY_MS)),
+                            ("min.cleanable.dirty.ratio", "0.1"))
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,7 @@ class Topic:
     retention_ms: int = FOREVER
     partitions: int | None = None  # None: Settings.partitions
     doc: str = ""
+    configs: tuple[tuple[str, str], ...] = ()  # further topic configs (admin.topic_configs applies them)
 
     @property
     def dead_letters(self) -> Topic:
@@ -92,7 +104,15 @@ CUSTOMER_FACTS = Topic("customers.facts", "customer_id", ("json",), retention_ms
 PROJECTION_VISITS = _projection("visits", "session_id", "Sessions folded into visits (projections/visits.py).")
 PROJECTION_VISITORS_BUYERS = _projection("visitors-buyers", "day|stage|source|partition",
                                          "Visitors vs buyers: per-partition partials, sum over source and partition.")
-PROJECTION_CUSTOMERS = _projection("customers", "customer_id", "Customer 360 records; personal data dropped on erasure.")
+PROJECTION_CUSTOMERS = Topic("projections.customers", "customer_id", ("json",), "compact",
+                             doc="Customer 360 records (name and city in clear); a tombstone on erasure.",
+                             configs=PERSONAL_DATA_COMPACTION)
+# The per-customer data keys that seal personal fields (topics/personal_data.py), co-partitioned with
+# customers.events. Deleting a customer's key (a tombstone) is the erasure: every sealed copy anywhere
+# becomes unreadable.
+CUSTOMER_KEYS = Topic("customers.keys", "customer_id", ("json",), "compact",
+                      doc="Data keys of customers' personal fields; a tombstone erases the customer.",
+                      configs=PERSONAL_DATA_COMPACTION)
 PROJECTION_ORDERS = _projection("orders", "order_id", "Order history: state machine timeline and message audit log.")
 
 

@@ -21,6 +21,9 @@ ENVELOPE_IDS = ("session_id", "customer_id", "order_id")
 SOURCES = frozenset({"web", "app", "erp", "psp", "carrier", "crm"})
 UTC = dt.UTC
 EPOCH_DATE = dt.date(1970, 1, 1)
+# The instants a datetime (and so Avro's timestamp-millis on our side) can hold: years 1..9999.
+MIN_MILLIS = -62_135_596_800_000
+MAX_MILLIS = 253_402_300_799_999
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,13 @@ def event_type(name: str) -> EventType:
 # --- edge conversions -------------------------------------------------------------------------
 
 def millis(value) -> int:
-    """UTC millis from an int, a datetime, or an ISO-8601 string with a timezone."""
+    """UTC millis from an int, a datetime, or an ISO-8601 string with a timezone; ValueError when it
+    lies outside the years 1..9999 (10**20 ms is no time, not an OverflowError later)."""
     if isinstance(value, bool):
         raise TypeError("a boolean is not a time")
     if isinstance(value, int):
+        if not MIN_MILLIS <= value <= MAX_MILLIS:
+            raise ValueError(f"{value} ms is outside the years 1..9999")
         return value
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
@@ -102,10 +108,10 @@ def iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _is_logical(typ, logical: str) -> bool:
+def is_logical(typ, logical: str) -> bool:
     if isinstance(typ, dict) and typ.get("logicalType") == logical:
         return True
-    return isinstance(typ, list) and any(_is_logical(t, logical) for t in typ)
+    return isinstance(typ, list) and any(is_logical(t, logical) for t in typ)
 
 
 def _payload_from_json(branch: dict, payload: dict, path: str = "payload") -> dict:
@@ -128,9 +134,9 @@ def _payload_from_json(branch: dict, payload: dict, path: str = "payload") -> di
         if value is None:
             continue
         try:
-            if _is_logical(typ, "timestamp-millis"):
+            if is_logical(typ, "timestamp-millis"):
                 out[name] = dt.datetime.fromtimestamp(millis(value) / 1000, UTC)
-            elif _is_logical(typ, "date"):
+            elif is_logical(typ, "date"):
                 out[name] = dt.date.fromisoformat(value) if isinstance(value, str) else value
         except (TypeError, ValueError) as exc:
             raise InvalidEvent(f"{path}.{name}", str(exc)) from None
@@ -177,8 +183,8 @@ def from_json(obj: dict) -> Event:
         occurred_at = millis(obj["occurred_at"])
     except (TypeError, ValueError) as exc:
         raise InvalidEvent("occurred_at", str(exc)) from None
-    if obj["source"] not in SOURCES:
-        raise InvalidEvent("source", f"{obj['source']!r} is not one of {sorted(SOURCES)}")
+    if not isinstance(obj["source"], str) or obj["source"] not in SOURCES:
+        raise InvalidEvent("source", f"{_short(obj['source'])} is not one of {sorted(SOURCES)}")
     event = Event(
         event_id=obj["event_id"], type=etype.name, occurred_at=occurred_at, source=obj["source"],
         session_id=obj.get("session_id"), customer_id=obj.get("customer_id"), order_id=obj.get("order_id"),
@@ -186,6 +192,11 @@ def from_json(obj: dict) -> Event:
     )
     to_record(event)  # validates every field
     return event
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def to_json(event: Event) -> dict:
@@ -225,18 +236,26 @@ def _validate_uuid(value) -> None:
 
 
 def _explain(exc: ValidationError, etype: EventType) -> tuple[str, str]:
-    """fastavro reports 'Family.payload is <...> of type <...> expected ...'; name the deepest field."""
-    first = exc.errors[0] if exc.errors else str(exc)
-    text = str(first)
-    match = re.match(r"(\S+) is <(.*)> of type <class '(\w+)'> expected (.*)", text, re.DOTALL)
-    if not match:
-        return "(record)", text
-    path, value, pytype, expected = match.groups()
-    if path.endswith(".payload"):  # the union failed as a whole: find the payload field at fault
+    """(field, reason) of fastavro's first failure: the envelope field, or `payload.<field>`, with what
+    the schema expected (every branch of a union: "null or string")."""
+    errors = [e for e in exc.errors if hasattr(e, "field") and hasattr(e, "schema")]
+    if not errors:
+        return "(record)", str(exc)[:200]
+    first = errors[0]
+    record, _, name = first.field.rpartition(".")
+    if name == "payload" and record == etype.family:  # the union failed as a whole
         return _payload_fault(etype)
-    name = path.split(".", 2)[-1] if path.count(".") >= 2 else path
-    short = path.rsplit(".", 1)[-1]
-    return short if short else name, f"{value[:60]!r} of type {pytype}, expected {expected}"
+    path = name if record == etype.family else f"payload.{name}"
+    expected = " or ".join(dict.fromkeys(_schema_name(e.schema) for e in errors if e.field == first.field))
+    return path, f"{_short(first.datum)} of type {type(first.datum).__name__}, expected {expected}"
+
+
+def _schema_name(schema) -> str:
+    if isinstance(schema, dict):
+        return str(schema.get("name") or schema.get("logicalType") or schema.get("type"))
+    if isinstance(schema, list):
+        return " or ".join(_schema_name(s) for s in schema)
+    return str(schema)
 
 
 def _payload_fault(etype: EventType) -> tuple[str, str]:

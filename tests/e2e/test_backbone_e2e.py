@@ -68,7 +68,7 @@ def test_ingest_rejects_bad_lines_and_publishes_the_rest(settings, tmp_path):
     assert result.returncode == 1
     assert "5 published, 3 rejected" in result.stdout
     assert "line 2: field (line): malformed JSON" in result.stderr
-    assert "line 4: field score:" in result.stderr
+    assert "line 4: field payload.score: 'ten' of type str, expected int" in result.stderr
     assert "line 8: field type: unknown event type 'order_teleported'" in result.stderr
     received = consume_all(settings, catalogue.FEEDBACK, 5)
     decoded = sorted((events.decode(m.value) for m in received), key=lambda e: e.occurred_at)

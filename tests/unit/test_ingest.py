@@ -31,9 +31,18 @@ def payload(**changes):
     (good(occurred_at="2026-11-20T13:45:10"), "occurred_at", "no timezone"),
     (good(source="fax"), "source", "is not one of"),
     (good(payload={"page_type": "product"}), "payload.path", "missing required field"),
-    (good(payload=payload(path=42)), "path", "expected string"),
+    (good(payload=payload(path=42)), "payload.path", "42 of type int, expected string"),
+    (good(payload=payload(product_id={"a": 1})), "payload.product_id", "of type dict, expected null or string"),
     (good(payload=payload(colour="red")), "payload.colour", "not a field of PageViewed"),
     (good(shoe_size=42), "shoe_size", "not an envelope field"),
+    (good(source=["web"]), "source", "is not one of"),
+    (good(session_id=["s-1"]), "session_id", "['s-1'] of type list, expected null or string"),
+    (good(occurred_at=10**20), "occurred_at", "outside the years 1..9999"),
+    (good(occurred_at=-10**16), "occurred_at", "outside the years 1..9999"),
+    (good(occurred_at="1900-01-01T00:00:00Z"), "occurred_at", "before 2000"),
+    (good(payload=payload(path="/p/\u0000")), "payload.path", "control character U+0000"),
+    (good().encode()[:-3] + b"\xff\"}", "(line)", "not UTF-8"),
+    ('{"event_id": ' + "[" * 100_000 + "]" * 100_000 + "}", "(line)", "nested too deeply"),
 ])
 def test_each_kind_of_bad_line_is_rejected_with_its_field(line, field, reason_part):
     (result,) = parse_lines([line])
