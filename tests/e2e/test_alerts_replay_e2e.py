@@ -181,7 +181,7 @@ def feed(s, worker, chunks, what: str, interval: float = 0.1) -> None:
         for label, chunk in chunks:
             for e in chunk:
                 publisher.publish(e)
-            publisher.producer.flush()
+            publisher.flush()
             published += chunk
             wait_applied(worker, published, f"{what} {label}", interval)
 
