@@ -323,7 +323,6 @@ case "${1:-}" in
   stop) stop ;;
   config) write_config; cat "$conf" ;;
   status) running && echo "running (pid $(cat "$pidfile"))" || { echo "not running"; exit 1; } ;;
-  *) echo "usage: infra/kafka.sh start|stop|status|config" >&2; exit 2 ;;
   tool) shift; tool "$@" ;;
-  *) echo "usage: infra/kafka.sh start|stop|status|tool NAME ARGS..." >&2; exit 2 ;;
+  *) echo "usage: infra/kafka.sh start|stop|status|config|tool NAME ARGS..." >&2; exit 2 ;;
 esac
