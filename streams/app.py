@@ -62,7 +62,7 @@ def create_app(s: Settings) -> faust.App:
         s.app_id,
         broker=";".join(f"kafka://{host}" for host in s.bootstrap_servers.split(",")),
         broker_credentials=_credentials(s),
-        store="rocksdb://",  # rocksdict when installed (PITFALLS.md: not rocksdict://)
+        store="rocksdb://",  # rocksdict when installed; "rocksdict://" fails ("module object is not callable")
         datadir=str(s.data_dir),
         processing_guarantee=s.processing_guarantee,
         topic_partitions=s.partitions,
