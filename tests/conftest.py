@@ -1,8 +1,10 @@
 """Fixtures shared by every test layer: the real broker, per-test namespaces, and worker processes."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +27,9 @@ sys.path.insert(0, str(REPO))
 # into .state/worker once showed up in the next `make demo`'s funnel. Forced, not defaulted: a
 # developer's exported demo settings must not leak in either. Subprocesses get their own (settings_env).
 IN_PROCESS_PREFIX = "inprocess-tests."
-os.environ["POSVENDA_DATA_DIR"] = str(Path(tempfile.gettempdir()) / f"posvenda-inprocess-tests-{os.getuid()}")
+_IN_PROCESS_DATA_DIR = tempfile.mkdtemp(prefix="posvenda-inprocess-tests-")  # fresh per run: no stale RocksDB state
+atexit.register(shutil.rmtree, _IN_PROCESS_DATA_DIR, True)
+os.environ["POSVENDA_DATA_DIR"] = _IN_PROCESS_DATA_DIR
 os.environ["POSVENDA_APP_ID"] = f"{IN_PROCESS_PREFIX}posvenda"
 os.environ["POSVENDA_TOPIC_PREFIX"] = IN_PROCESS_PREFIX
 
