@@ -48,8 +48,9 @@ stop:  ## stop the local broker and Prometheus
 	-@test -x infra/prometheus.sh && infra/prometheus.sh stop
 	infra/kafka.sh stop
 
-bench: install
+bench: install  ## every runner on the same events, one table (benchmarks/run.py --help; BENCH_ARGS="--runs 1 ...")
 	infra/kafka.sh start
+	$(BIN)/python -m benchmarks.extra
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 dashboards: install  ## regenerate the Grafana dashboards JSON from alerts/dashboards.py

@@ -3,6 +3,8 @@
 #   infra/kafka.sh start   resolve jars (cached), format storage once, start, wait until it answers
 #   infra/kafka.sh stop    stop cleanly (SIGTERM, wait for the controlled shutdown)
 #   infra/kafka.sh status  exit 0 when the broker answers
+#   infra/kafka.sh config  write server.properties and print it (the broker never creates topics on
+#                          first use: `posvenda topics create` makes them as topics/catalogue.py declares)
 # When KAFKA_BOOTSTRAP_SERVERS is set, that cluster is used and nothing is started.
 # Environment (all optional): POSVENDA_STATE_DIR (data, config, pid file and logs; default .state),
 # POSVENDA_KAFKA_PORT (PLAINTEXT, 9092), POSVENDA_KAFKA_CONTROLLER_PORT (9093), KAFKA_HEAP (768m).
@@ -91,7 +93,7 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 min.insync.replicas=1
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+auto.create.topics.enable=false
 log.retention.hours=-1
 log.cleaner.backoff.ms=2000
 PROPS
@@ -227,6 +229,7 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  config) write_config; cat "$conf" ;;
   status) running && echo "running (pid $(cat "$pidfile"))" || { echo "not running"; exit 1; } ;;
-  *) echo "usage: infra/kafka.sh start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: infra/kafka.sh start|stop|status|config" >&2; exit 2 ;;
 esac

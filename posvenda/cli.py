@@ -29,7 +29,7 @@ def _settings():
 
 
 def cmd_topics(args) -> int:
-    from topics.admin import create_topics
+    from topics.admin import create_topics, drift
     from topics.catalogue import all_topics
 
     settings = _settings()
@@ -42,7 +42,26 @@ def cmd_topics(args) -> int:
     print(f"topics: {len(created)} created, {len(existing)} already there ({settings.bootstrap_servers})")
     for name in created:
         print(f"  + {name}")
-    return 0
+    drifts = drift(settings)
+    for line in drifts:
+        print(f"  drift: {line}", file=sys.stderr)
+    if drifts:
+        print(f"topics: {len(drifts)} drift(s) from the catalogue (topics/catalogue.py): fix them as said above",
+              file=sys.stderr)
+    return 1 if drifts else 0
+
+
+def topics_ready(command: str, settings, topics=None) -> bool:
+    """False (and why, on stderr) when the topics a producing command writes to are missing."""
+    from topics.admin import TopicsNotReady, require_topics
+    from topics.catalogue import SOURCE_TOPICS
+
+    try:
+        require_topics(settings, topics or SOURCE_TOPICS)
+    except TopicsNotReady as exc:
+        print(f"posvenda {command}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_ingest(args) -> int:
@@ -54,6 +73,8 @@ def cmd_ingest(args) -> int:
     path = Path(args.file)
     if not path.is_file():
         print(f"posvenda ingest: {path}: no such file", file=sys.stderr)
+        return 2
+    if not topics_ready("ingest", _settings()):
         return 2
     with Publisher(_settings()) as publisher, tqdm(total=count_lines(path), unit="ev", desc="ingest",
                                                    disable=args.quiet) as bar:
@@ -80,6 +101,8 @@ def cmd_simulate(args) -> int:
         return 0
     from posvenda.publish import Publisher
 
+    if not topics_ready("simulate", _settings()):
+        return 2
     events = []
     interval = 1.0 / args.rate if args.rate else 0.0
     next_at = time.monotonic()

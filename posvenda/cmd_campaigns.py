@@ -44,6 +44,11 @@ def cmd_campaigns(args) -> int:
     except campaigns.TemplateError as exc:
         print(f"posvenda campaigns: {exc}", file=sys.stderr)
         return 2
+    from posvenda.cli import topics_ready
+    from topics import catalogue
+
+    if not topics_ready("campaigns", settings, (catalogue.RECOVERY_ACTIONS, catalogue.MESSAGES)):
+        return 2
     try:
         stats = campaigns.run(settings, backend, args.group_id or f"{settings.app_id}-campaigns",
                               until_idle_s=args.until_idle, templates=templates)

@@ -64,9 +64,11 @@ def cmd_replay(args) -> int:
     if args.no_produce:
         print(f"olist: {len(orders)} orders, {len(events)} events written to {args.out}, {len(rejected)} rejected")
         return 1 if rejected else 0
-    from posvenda.cli import _settings
+    from posvenda.cli import _settings, topics_ready
     from posvenda.publish import Publisher
 
+    if not topics_ready("olist replay", _settings()):
+        return 2
     with Publisher(_settings()) as publisher:
         for event in tqdm(events, unit="ev", desc=f"olist {directory.name}", disable=args.quiet, file=sys.stderr):
             publisher.publish(event)

@@ -126,6 +126,10 @@ def run(sessions: int, seed: int, speed: float, duration: float, refresh: float)
 
     created, existing = create_topics(settings)
     print(f"    {len(created)} created, {len(existing)} already there")
+    from posvenda.cli import topics_ready
+
+    if not topics_ready("demo", settings):
+        return 2
     print("3/5 worker")
     worker = start_worker(settings)
     prometheus = start_prometheus(settings)

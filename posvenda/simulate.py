@@ -13,6 +13,13 @@ The default scenario, roughly (per session unless said):
   - three problem products (PROBLEM_PRODUCTS) are returned 25-40% of the time, the rest ~4%;
     correios_pac delivers late far more often than the other carriers.
 
+The "post-sale" scenario is for exercising everything after the sale: nearly every session with a
+product view goes on to order, and half of the product views go to one problem product (FOCUS_PRODUCT,
+returned ~35% of the time, mostly wrong size) during its first FOCUS_DAYS on sale, after which the
+batch is withdrawn. Spread over weeks (a low `sessions_per_day`), that gives hundreds of orders,
+deliveries and returns, a return-rate alert that raises while the batch sells and clears once its
+deliveries have left the 30-day window, and boleto/Pix charges for the recovery cadences.
+
 Disorder knobs: `late_fraction` of events arrive up to MAX_LATE_MS after their event time, and
 `impossible_fraction` of orders carry one impossible transition (IMPOSSIBLE_KINDS). Events keep their
 `occurred_at`; only their position in the stream changes.
@@ -57,7 +64,7 @@ HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 BRT_OFFSET_MS = -3 * HOUR_MS  # Brasília time, no daylight saving since 2019
 
-SCENARIOS = ("default",)
+SCENARIOS = ("default", "post-sale")
 DEFAULT_SESSIONS_PER_DAY = 5_000
 MAX_LATE_MS = 5 * MINUTE_MS
 IMPOSSIBLE_KINDS = ("delivered_before_shipped", "paid_twice", "event_after_cancelled")
@@ -69,6 +76,9 @@ P_SHIPPING_GIVEN_CART = 0.55
 P_PAYMENT_GIVEN_SHIPPING = 0.58  # minus a freight penalty: 1.5 x freight / subtotal
 P_REGISTRATION_GIVEN_PAYMENT = 0.85
 P_ORDER_GIVEN_REGISTRATION = 0.88
+FOCUS_PRODUCT = "p-0007"  # post-sale scenario: the problem product whose batch is withdrawn
+FOCUS_DAYS = 14
+FOCUS_SHARE = 0.50  # of product views while it is on sale
 # Returning customers: each new customer comes back for a few more visits (the next session to start
 # after a return is due is theirs); recognised from the start, or logging in at checkout.
 RETURN_VISITS = Weighted(((0, 35), (1, 25), (2, 18), (3, 10), (4, 7), (6, 5)))
@@ -88,6 +98,19 @@ P_CANCEL_AFTER_PAID = {"customer_request": 0.015, "out_of_stock": 0.007}
 BASELINE_RETURN_RATE = {"fashion": 0.06, "general": 0.03}
 CARRIER_LATE_RATE = {"correios_sedex": 0.06, "correios_pac": 0.28, "jadlog": 0.12, "loggi": 0.08}
 P_NPS_ANSWER = 0.28
+
+@dataclass(frozen=True)
+class Conversion:
+    """Probabilities of reaching a funnel step given the previous one, and the products' share of views."""
+
+    view_product: float
+    cart_given_product: float
+    shipping_given_cart: float
+    payment_given_shipping: float
+    registration_given_payment: float
+    order_given_registration: float
+    focus_share: float = 0.0  # of product views going to FOCUS_PRODUCT during its FOCUS_DAYS on sale
+
 
 # --- reference data ---------------------------------------------------------------------------
 
@@ -335,6 +358,13 @@ def catalogue() -> tuple[Product, ...]:
     return tuple(products)
 
 
+SCENARIO_CONVERSION = {
+    "default": Conversion(P_VIEW_PRODUCT, P_CART_GIVEN_PRODUCT, P_SHIPPING_GIVEN_CART, P_PAYMENT_GIVEN_SHIPPING,
+                          P_REGISTRATION_GIVEN_PAYMENT, P_ORDER_GIVEN_REGISTRATION),
+    "post-sale": Conversion(0.95, 0.75, 0.92, 0.92, 0.96, 0.96, focus_share=FOCUS_SHARE),
+}
+
+
 def _brt_midnight(ms: int) -> int:
     """UTC millis of the Brasília midnight that starts the local day of `ms`."""
     local = ms + BRT_OFFSET_MS
@@ -404,13 +434,17 @@ class _Simulation:
     """One run: the random stream, id counters, the customer pool and the arrival-ordered heap."""
 
     def __init__(self, seed: int, start_ms: int, late_fraction: float, impossible_fraction: float,
-                 sessions_per_day: float, until_ms: int | None):
+                 sessions_per_day: float, until_ms: int | None, scenario: str = "default"):
         self.rng = random.Random(seed)
+        self.conversion = SCENARIO_CONVERSION[scenario]
+        self.focus_until = start_ms + FOCUS_DAYS * DAY_MS if self.conversion.focus_share else None
+        self.now = start_ms
         self.start_ms, self.until_ms = start_ms, until_ms
         self.late_fraction, self.impossible_fraction = late_fraction, impossible_fraction
         self.sessions_per_day = sessions_per_day
         self.products = catalogue()
         self.popular = Weighted((p, p.popularity) for p in self.products)
+        self.popular_unfocused = Weighted((p, p.popularity) for p in self.products if p.product_id != FOCUS_PRODUCT)
         self.in_category = {cat: Weighted((p, p.popularity) for p in self.products if p.category == cat)
                             for cat in CATEGORIES}
         self.n_customers = 0
@@ -455,6 +489,7 @@ class _Simulation:
 
     def session(self, t: int) -> None:
         rng = self.rng
+        self.now = t
         self.n_sessions += 1
         session_id = f"s-{self.n_sessions:06d}"
         customer = known = None
@@ -513,7 +548,7 @@ class _Simulation:
         """The browsing part of a visit: (page type, path, product) from landing to exit or cart."""
         rng = self.rng
         count = min(13, max(3, int(rng.lognormvariate(1.9, 0.5))))
-        views_product = rng.random() < P_VIEW_PRODUCT
+        views_product = rng.random() < self.conversion.view_product
         has_orders = visit.customer is not None and visit.customer.orders > 0
         kinds = []
         for i in range(count):
@@ -533,10 +568,7 @@ class _Simulation:
         pages, last = [], None
         for kind in kinds:
             if kind == "product":
-                if last is not None and rng.random() < 0.5:
-                    last = self.in_category[last.category].draw(rng)
-                else:
-                    last = self.popular.draw(rng)
+                last = self.product_view(last)
                 pages.append(("product", last.path, last))
             elif kind == "category":
                 category = last.category if last is not None else rng.choice(tuple(CATEGORIES))
@@ -549,11 +581,25 @@ class _Simulation:
                                      "order_status": "/minha-conta/pedidos"}[kind], None))
         return pages
 
+    def product_view(self, last: Product | None) -> Product:
+        """The next product page: often one of the same category, else by popularity. In the post-sale
+        scenario FOCUS_PRODUCT takes its share of views while on sale and none after."""
+        rng = self.rng
+        if self.focus_until is not None and self.now < self.focus_until and rng.random() < self.conversion.focus_share:
+            return next(p for p in self.products if p.product_id == FOCUS_PRODUCT)
+        if last is not None and rng.random() < 0.5:
+            product = self.in_category[last.category].draw(rng)
+        else:
+            product = self.popular.draw(rng)
+        if self.focus_until is not None and self.now >= self.focus_until and product.product_id == FOCUS_PRODUCT:
+            product = self.popular_unfocused.draw(rng)  # the batch was withdrawn
+        return product
+
     def cart_adds(self, visit: _Visit, pages: list) -> set[int]:
         """Indexes of the product pages where the visitor adds to the cart (empty: no cart)."""
         rng = self.rng
         product_pages = [i for i, page in enumerate(pages) if page[2] is not None]
-        p = P_CART_GIVEN_PRODUCT * CHANNELS[visit.channel][1] * DEVICE_CONVERSION[visit.device]
+        p = self.conversion.cart_given_product * CHANNELS[visit.channel][1] * DEVICE_CONVERSION[visit.device]
         if visit.customer is not None:
             p *= 1.5
         if not product_pages or rng.random() >= min(0.8, p):
@@ -576,7 +622,7 @@ class _Simulation:
             t += self.between(3 * SECOND_MS, 30 * SECOND_MS)
             self.visit_emit(visit, "cart_quantity_changed", t, {"product_id": cart[0][0].product_id,
                                                                "quantity": cart[0][1]})
-        if rng.random() >= P_SHIPPING_GIVEN_CART:
+        if rng.random() >= self.conversion.shipping_given_cart:
             return
         subtotal = round(sum(p.price * q for p, q in cart), 2)
         t += self.think_time()
@@ -586,7 +632,7 @@ class _Simulation:
         self.visit_emit(visit, "shipping_option_chosen", t, {
             "carrier": carrier, "price": freight, "promised_days": promised_days})
         penalty = 1.5 * freight / subtotal
-        if rng.random() >= max(0.15, P_PAYMENT_GIVEN_SHIPPING - penalty):
+        if rng.random() >= max(0.15, self.conversion.payment_given_shipping - penalty):
             return
         t += self.think_time()
         self.page(visit, t, "payment", "/checkout/pagamento")
@@ -594,12 +640,12 @@ class _Simulation:
         installments = self.installments(subtotal + freight) if method == "credit_card" else 1
         t += self.between(10 * SECOND_MS, 90 * SECOND_MS)
         self.visit_emit(visit, "payment_method_chosen", t, {"method": method, "installments": installments})
-        if rng.random() >= P_REGISTRATION_GIVEN_PAYMENT:
+        if rng.random() >= self.conversion.registration_given_payment:
             return
         t += self.think_time()
         self.page(visit, t, "registration", "/checkout/identificacao")
         t = self.identify(visit, t)
-        if rng.random() >= P_ORDER_GIVEN_REGISTRATION:
+        if rng.random() >= self.conversion.order_given_registration:
             return
         t += self.between(15 * SECOND_MS, 2 * MINUTE_MS)
         order_id = self.order(visit, t, cart, subtotal, freight, carrier, promised_days, method, installments)
@@ -927,7 +973,7 @@ def generate(seed: int, sessions: int, start_ms: int, *, scenario: str = "defaul
             raise ValueError(f"{name}={value}: must be between 0 and 1")
     if sessions < 0 or sessions_per_day <= 0:
         raise ValueError(f"sessions={sessions}, sessions_per_day={sessions_per_day}: must be positive")
-    simulation = _Simulation(seed, start_ms, late_fraction, impossible_fraction, sessions_per_day, until_ms)
+    simulation = _Simulation(seed, start_ms, late_fraction, impossible_fraction, sessions_per_day, until_ms, scenario)
     return simulation.run(sessions)
 
 

@@ -36,10 +36,26 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+def copartitioning_errors() -> list[str]:
+    """Existing source topics whose partition count breaks the co-partitioning of an agent's group."""
+    from topics import catalogue
+    from topics.admin import copartitioning_errors as check
+
+    return check(settings, {
+        "sessions agent": sessions.SESSION_SOURCES, "orders agent": (*orders.ORDER_SOURCES, catalogue.ORDER_TICKS),
+        "customers agent": customers.CUSTOMER_SOURCES, "return-rate alerts": (catalogue.PRODUCT_FACTS,),
+        "late-delivery alerts": (catalogue.CARRIER_FACTS,)})
+
+
 def main(extra_args: list[str] | None = None) -> None:
     refusal = open_http_refusal(settings.web_host, settings.api_token, settings.allow_open_http)
     if refusal:
         raise SystemExit(f"posvenda worker: {refusal}")
+    errors = copartitioning_errors()
+    if errors:  # one partition of a group would not see the whole history of its key
+        print("posvenda worker: refusing to start, topics break co-partitioning:\n  " + "\n  ".join(errors)
+              + "\n  (run `posvenda topics create` to see every drift from the catalogue)", file=sys.stderr)
+        raise SystemExit(2)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("aiokafka", "aiokafka.producer.sender", "aiokafka.consumer.fetcher", "aiokafka.cluster", "aiokafka.conn"):
         logging.getLogger(name).addFilter(RepeatFilter())

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -17,6 +18,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+# Code imported into the test process (streams.app builds its Faust app from the environment at
+# import) must never use the demo's namespace: its RocksDB directory (.state/worker), its app id
+# (consumer group, changelogs) or its unprefixed topics. A streams test writing a 2025-03-10 session
+# into .state/worker once showed up in the next `make demo`'s funnel. Forced, not defaulted: a
+# developer's exported demo settings must not leak in either. Subprocesses get their own (settings_env).
+IN_PROCESS_PREFIX = "inprocess-tests."
+os.environ["POSVENDA_DATA_DIR"] = str(Path(tempfile.gettempdir()) / f"posvenda-inprocess-tests-{os.getuid()}")
+os.environ["POSVENDA_APP_ID"] = f"{IN_PROCESS_PREFIX}posvenda"
+os.environ["POSVENDA_TOPIC_PREFIX"] = IN_PROCESS_PREFIX
 
 from streams.settings import Settings  # noqa: E402
 
@@ -160,3 +171,54 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if any(part in ("e2e", "faults", "integration") for part in Path(str(item.fspath)).parts):
             item.add_marker(pytest.mark.broker)
+
+
+# --- the demo's namespace stays untouched -------------------------------------------------------
+
+DEMO_APP_ID = Settings.app_id  # the default app id: prefix of the demo worker's changelogs
+
+
+def demo_namespace_offsets(s: Settings) -> dict[str, int]:
+    """End offset (summed over partitions) of every topic of the demo's namespace on the broker: the
+    catalogue's topics without a prefix and the default app id's internal topics."""
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition
+
+    from topics.catalogue import all_topics
+
+    catalogue_names = {t.name for t in all_topics()}
+    consumer = KafkaConsumer(client_id="posvenda-tests-namespace-check", **s.kafka_python_config())
+    try:
+        names = sorted(n for n in consumer.topics() if n in catalogue_names or n.startswith(f"{DEMO_APP_ID}-"))
+        out = {}
+        for name in names:
+            tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+            out[name] = sum(consumer.end_offsets(tps).values()) if tps else 0
+        return out
+    finally:
+        consumer.close()
+
+
+def written_between(before: dict[str, int], after: dict[str, int]) -> list[str]:
+    """Topics created after `before` was taken, or holding more messages than then."""
+    return [f"{name} ({'created' if name not in before else f'{before[name]} -> {n} messages'})"
+            for name, n in sorted(after.items()) if n > before.get(name, -1) or name not in before]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_namespace_untouched(request):
+    """Fails the session when a broker test wrote to the demo's topics (every test has its own
+    prefix and app id). A demo running on the same broker during the suite would trip it too."""
+    if not any(item.get_closest_marker("broker") for item in request.session.items):
+        yield
+        return
+    servers = request.getfixturevalue("bootstrap_servers")
+    env = Settings.from_env()
+    s = replace(Settings(), bootstrap_servers=servers, security_protocol=env.security_protocol,
+                sasl_mechanism=env.sasl_mechanism, sasl_username=env.sasl_username, sasl_password=env.sasl_password,
+                ssl_cafile=env.ssl_cafile)
+    before = demo_namespace_offsets(s)
+    yield
+    written = written_between(before, demo_namespace_offsets(s))
+    assert not written, ("the suite wrote to the demo's namespace (unprefixed catalogue topics or the default "
+                         f"app id's topics): {', '.join(written)}")

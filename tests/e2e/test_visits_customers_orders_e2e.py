@@ -5,30 +5,26 @@ view that merges two visits, a login that turns an anonymous session into a cust
 request, delivered-before-shipped that a late `shipped` resolves, paid twice, shipped after cancelled,
 redelivered duplicates), published in two rounds so that the second round arrives after the worker
 has folded the first, every projection over HTTP equals an independent computation from the same
-events (the oracle below imports nothing from projections/ or streams/ but the gap constant), the
+events (the oracle, tests/groundtruth.py, imports nothing from projections/ or streams/), the
 compacted projection topics hold the same records, and `posvenda rebuild` reproduces each projection.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import random
 import subprocess
 import sys
 import urllib.error
 import uuid
-from collections import defaultdict
 from zoneinfo import ZoneInfo
 
 import pytest
 from kafka import KafkaConsumer
-from ua_parser import parse
 
 from posvenda.publish import Publisher
 from posvenda.simulate import generate
-from projections.visits_fold import VISIT_GAP_MS
+from tests import groundtruth
 from tests.conftest import REPO, settings_env, wait_until
-from tests.groundtruth import device_class
 from topics import catalogue
 from topics.events import Event
 
@@ -135,181 +131,12 @@ def simulated() -> tuple[list[Event], list[Event]]:
     return [e for e in events if e.event_id not in late_ids], late
 
 
-# --- the oracle: independent of the code under test ---------------------------------------------
+# --- the oracle: independent of the code under test (tests/groundtruth.py) ----------------------
 
-SESSION_TYPES = {"session_started", "page_viewed", "cart_item_added", "cart_item_removed", "cart_quantity_changed",
-                 "shipping_option_chosen", "payment_method_chosen", "registration_completed"}
-ORDER_STATUS = {"order_placed": "placed", "payment_pending": "payment_pending", "order_paid": "paid",
-                "payment_expired": "payment_expired", "payment_failed": "payment_failed",
-                "order_invoiced": "invoiced", "order_shipped": "shipped", "order_delivered": "delivered",
-                "order_cancelled": "cancelled", "return_requested": "return_requested",
-                "order_returned": "returned", "order_refunded": "refunded"}
-LIFECYCLE = [*ORDER_STATUS, "message_sent"]
-# status -> events the state machine accepts (from the issue: placed -> payment -> paid -> invoiced ->
-# shipped -> delivered -> return -> refund; cancellation only before shipment; refund after a cancel
-# only when paid)
-ACCEPTS = {
-    None: {"order_placed"},
-    "placed": {"payment_pending", "order_paid", "payment_failed", "order_cancelled"},
-    "payment_pending": {"payment_pending", "order_paid", "payment_expired", "payment_failed", "order_cancelled"},
-    "payment_expired": {"payment_pending", "order_paid", "order_cancelled"},
-    "payment_failed": {"payment_pending", "order_paid", "payment_failed", "order_cancelled"},
-    "paid": {"order_invoiced", "order_shipped", "order_cancelled"},
-    "invoiced": {"order_shipped", "order_cancelled"},
-    "shipped": {"order_delivered"},
-    "delivered": {"return_requested"},
-    "return_requested": {"order_returned"},
-    "returned": {"order_refunded"},
-    "cancelled": {"order_refunded"},
-    "refunded": set(),
-}
-
-
-def day_of(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, TZ).date().isoformat()
-
-
-def distinct(events):
-    return list({e.event_id: e for e in events}.values())
-
-
-def expected_sessions(events) -> dict[str, dict]:
-    by_session = defaultdict(list)
-    for e in distinct(events):
-        if e.session_id and (e.type in SESSION_TYPES or e.type == "order_placed"):
-            by_session[e.session_id].append(e)
-    out = {}
-    for sid, evs in by_session.items():
-        pages = sorted((e.occurred_at, e.event_id, e.payload["path"]) for e in evs if e.type == "page_viewed")
-        visits = []
-        for at, _id, path in pages:
-            if visits and at - visits[-1]["ended_at"] <= VISIT_GAP_MS:
-                visits[-1].update(ended_at=at, pages=visits[-1]["pages"] + 1)
-            else:
-                visits.append({"started_at": at, "ended_at": at, "pages": 1, "landing_page": path})
-        for v in visits:
-            v["time_on_site_ms"] = v["ended_at"] - v["started_at"]
-        starts = sorted((e for e in evs if e.type == "session_started"), key=lambda e: (e.occurred_at, e.event_id))
-        s = starts[0] if starts else None
-        ua = parse(s.payload["user_agent"]) if s else None
-        customers = sorted({e.customer_id for e in evs if e.customer_id})
-        out[sid] = {
-            "session_id": sid, "customer_id": customers[0] if customers else None,
-            "started_at": s.occurred_at if s else None,
-            "first_at": min(e.occurred_at for e in evs), "last_at": max(e.occurred_at for e in evs),
-            "browser": ua.user_agent.family if s else None, "os": ua.os.family if s else None,
-            "device": device_class(s.payload["user_agent"]) if s else None,
-            "channel": s.payload["channel"] if s else None, "utm_source": s.payload["utm_source"] if s else None,
-            "utm_campaign": s.payload["utm_campaign"] if s else None,
-            "landing_page": s.payload["landing_page"] if s else None,
-            "visits": visits, "visit_count": len(visits), "pages": len(pages),
-            "time_on_site_ms": sum(v["time_on_site_ms"] for v in visits),
-            "cart_additions": sum(1 for e in evs if e.type == "cart_item_added"),
-            "_visit_days": sorted({day_of(e.occurred_at) for e in evs if e.type in ("session_started", "page_viewed")}),
-            "_cart_days": sorted({day_of(e.occurred_at) for e in evs if e.type == "cart_item_added"}),
-        }
-    return out
-
-
-def expected_orders(events) -> dict[str, dict]:
-    by_order = defaultdict(list)
-    for e in distinct(events):
-        if e.order_id and (e.type in ORDER_STATUS or e.type == "message_sent"):
-            by_order[e.order_id].append(e)
-    out = {}
-    for oid, evs in by_order.items():
-        evs.sort(key=lambda e: (e.occurred_at, LIFECYCLE.index(e.type), e.event_id))
-        status, paid, reached, flagged, methods, placed = None, False, set(), [], set(), None
-        for e in evs:
-            if e.type == "message_sent":
-                continue
-            ok = e.type in ACCEPTS[status] and not (status == "cancelled" and not paid)
-            if not ok:
-                flagged.append(e.event_id)
-                continue
-            status = ORDER_STATUS[e.type]
-            reached.add(status)
-            paid |= e.type == "order_paid"
-            if e.type == "order_placed":
-                placed = e
-                methods.add(e.payload["payment_method"])
-            if e.type == "order_paid":
-                methods.add(e.payload["method"])
-        customers = sorted({e.customer_id for e in evs if e.customer_id and e.type != "message_sent"})
-        out[oid] = {"status": status, "reached": sorted(reached), "flagged": flagged,
-                    "timeline": [e.event_id for e in evs], "messages": sum(e.type == "message_sent" for e in evs),
-                    "total": placed.payload["total"] if placed else None, "placed_at": placed.occurred_at if placed else None,
-                    "customer_id": customers[0] if customers else None, "methods": sorted(methods),
-                    "last_at": max((e.occurred_at for e in evs if e.type != "message_sent"), default=None)}
-    return out
-
-
-def expected_customers(events, sessions, orders) -> dict[str, dict]:
-    own = defaultdict(list)
-    for e in distinct(events):
-        if e.customer_id and e.type in ("customer_registered", "customer_updated", "customer_erasure_requested",
-                                        "nps_answered"):
-            own[e.customer_id].append(e)
-    ids = set(own) | {s["customer_id"] for s in sessions.values() if s["customer_id"]} \
-        | {o["customer_id"] for o in orders.values() if o["customer_id"]}
-    out = {}
-    for cid in ids:
-        evs = sorted(own[cid], key=lambda e: (e.occurred_at, e.event_id))
-        erased = any(e.type == "customer_erasure_requested" for e in evs)
-        profile = {}
-        for e in evs:
-            if e.type in ("customer_registered", "customer_updated"):
-                profile.update({k: e.payload[k] for k in ("name", "uf", "city") if e.payload.get(k) is not None})
-        if erased:
-            continue  # an erased customer's record is hidden (and tombstoned on projections.customers)
-        mine = {sid: s for sid, s in sessions.items() if s["customer_id"] == cid}
-        my_orders = {oid: o for oid, o in orders.items() if o["customer_id"] == cid}
-        visits = sorted(({"session_id": sid, **v} for sid, s in mine.items() for v in s["visits"]),
-                        key=lambda v: (v["started_at"], v["session_id"]))
-        total = sum(v["time_on_site_ms"] for v in visits)
-        pages = sum(v["pages"] for v in visits)
-        answers = [e for e in evs if e.type == "nps_answered"]
-        seen = [e.occurred_at for e in evs] + [s["last_at"] for s in mine.values()] \
-            + [o["last_at"] for o in my_orders.values() if o["last_at"] is not None]
-        out[cid] = {
-            "customer_id": cid, "name": profile.get("name"), "uf": profile.get("uf"), "city": profile.get("city"),
-            "registered_at": min((e.occurred_at for e in evs if e.type == "customer_registered"), default=None),
-            "erased": erased, "visit_count": len(visits), "pages": pages,
-            "pages_per_visit": round(pages / len(visits), 2) if visits else None,
-            "time_on_site_ms": total, "avg_time_on_site_ms": round(total / len(visits), 1) if visits else None,
-            "visits": visits,
-            "browsers": sorted({s["browser"] for s in mine.values() if s["browser"]}),
-            "os": sorted({s["os"] for s in mine.values() if s["os"]}),
-            "devices": sorted({s["device"] for s in mine.values() if s["device"]}),
-            "channels": sorted({s["channel"] for s in mine.values() if s["channel"]}),
-            "orders": {k: sum(k in o["reached"] for o in my_orders.values())
-                       for k in ("placed", "paid", "shipped", "delivered", "cancelled", "returned")},
-            "order_ids": sorted(my_orders),
-            "payment_methods": sorted({m for o in my_orders.values() for m in o["methods"]}),
-            "last_seen_at": max(seen) if seen else None,
-            "nps": None if not answers else {"score": answers[-1].payload["score"], "order_id": answers[-1].order_id,
-                                             "answered_at": answers[-1].occurred_at},
-        }
-    return out
-
-
-def expected_visitors_buyers(sessions, orders) -> dict[str, dict]:
-    who = defaultdict(set)  # (day, stage) -> visitor ids
-    for sid, s in sessions.items():
-        visitor = s["customer_id"] or f"session:{sid}"
-        for day in s["_visit_days"]:
-            who[(day, "visitors")].add(visitor)
-        for day in s["_cart_days"]:
-            who[(day, "carted")].add(visitor)
-    for o in orders.values():
-        if o["customer_id"] and "placed" in o["reached"]:
-            who[(day_of(o["placed_at"]), "ordered")].add(o["customer_id"])
-            if "shipped" in o["reached"]:
-                who[(day_of(o["placed_at"]), "shipped")].add(o["customer_id"])
-    out = {}
-    for (day, stage), visitors in who.items():
-        out.setdefault(day, {"visitors": 0, "carted": 0, "ordered": 0, "shipped": 0})[stage] = len(visitors)
-    return out
+expected_sessions = groundtruth.sessions
+expected_orders = groundtruth.orders
+expected_customers = groundtruth.customers
+expected_visitors_buyers = groundtruth.visitors_buyers
 
 
 # --- plumbing -----------------------------------------------------------------------------------
@@ -362,19 +189,15 @@ def project_order(record) -> dict:
             "methods": record["payment_methods"]}
 
 
-def strip(records: dict) -> dict:
-    return {k: {f: v for f, v in r.items() if not f.startswith("_")} for k, r in records.items()}
-
-
 def assert_matches_oracle(worker, events, what: str) -> None:
     """Polls every HTTP projection until it equals the oracle's value for `events`."""
     sessions, orders = expected_sessions(events), expected_orders(events)
     customers = expected_customers(events, sessions, orders)
     days = expected_visitors_buyers(sessions, orders)
-    want_visits = strip(sessions)
+    want_visits = groundtruth.public(sessions)
     wait_until(lambda: {r["session_id"]: r for r in all_items(worker, "/visits")} == want_visits, timeout=180,
                what=f"visits to match the oracle ({what})")
-    want_orders = {oid: {k: v for k, v in o.items() if k != "last_at"} for oid, o in orders.items()}
+    want_orders = {oid: {k: v for k, v in o.items() if k != "last_at"} for oid, o in groundtruth.public(orders).items()}
     wait_until(lambda: {r["order_id"]: project_order(r) for r in all_items(worker, "/orders")} == want_orders,
                timeout=180, what=f"orders to match the oracle ({what})")
     wait_until(lambda: {r["customer_id"]: r for r in all_items(worker, "/customers")} == customers, timeout=180,

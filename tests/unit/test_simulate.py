@@ -325,3 +325,19 @@ def test_the_example_file_is_what_the_generator_makes_and_covers_every_family(tm
     write_jsonl(generate(**SAMPLE_ARGS), tmp_path / "again.jsonl")
     assert (tmp_path / "again.jsonl").read_text(encoding="utf-8").splitlines() == lines, (
         f"regenerate {SAMPLE.name} with write_jsonl(generate(**SAMPLE_ARGS), path)")
+
+
+def test_post_sale_scenario_converts_most_sessions_and_withdraws_the_problem_batch():
+    # Given the post-sale scenario spread over six weeks
+    events = list(generate(11, 650, START_MS, scenario="post-sale", sessions_per_day=16))
+    assert events == list(generate(11, 650, START_MS, scenario="post-sale", sessions_per_day=16))
+    sessions = {e.session_id for e in events if e.type == "session_started"}
+    placed = [e for e in events if e.type == "order_placed"]
+    # Then far more sessions order than by default (~2-3%), and there are deliveries and returns
+    assert len(placed) > 0.3 * len(sessions)
+    assert sum(e.type == "order_delivered" for e in events) > 200
+    assert sum(e.type == "order_returned" for e in events) > 25
+    # and the problem product sells heavily during its first two weeks, never after
+    problem = [e.occurred_at for e in placed if any(i["product_id"] == "p-0007" for i in e.payload["items"])]
+    assert len(problem) > 0.3 * sum(e.occurred_at < START_MS + 14 * DAY_MS for e in placed)
+    assert max(problem) < START_MS + 14 * DAY_MS
