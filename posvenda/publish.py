@@ -16,8 +16,6 @@ from kafka import KafkaProducer
 
 from topics import catalogue, events, personal_data
 
-KEY_WRITE_TIMEOUT_S = 30
-
 # Batch and record headers kafka-python adds around a key and value (v2 record format), with room to spare.
 RECORD_OVERHEAD_BYTES = 128
 
@@ -85,9 +83,14 @@ class Publisher:
         if customer_id not in keys:
             key = personal_data.new_key(customer_id)
             self.producer.send(self.settings.topic_name(catalogue.CUSTOMER_KEYS), key=customer_id.encode(),
-                               value=personal_data.key_record(key, int(time.time() * 1000))).get(KEY_WRITE_TIMEOUT_S)
+                               value=personal_data.key_record(key, int(time.time() * 1000))).get(self._delivery_timeout_s())
             keys[customer_id] = key
         return keys[customer_id]
+
+    def _delivery_timeout_s(self) -> float:
+        """How long a key write may wait: as long as the producer retries any send (a broker restart
+        must delay a new customer's key, not fail it, exactly as it delays the events)."""
+        return self.producer.config["delivery_timeout_ms"] / 1000
 
     def shred(self, customer_id: str) -> None:
         """Deletes the customer's data key: every sealed copy of their personal data becomes unreadable."""
