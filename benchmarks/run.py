@@ -64,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--olist", type=Path, default=None,
-                        help="Olist dataset folder (default: $POSVENDA_OLIST_DIR, ../shared/data/olist, examples/olist)")
+                        help="Olist dataset folder (default: $POSVENDA_OLIST_DIR, else examples/olist)")
     parser.add_argument("--orders", type=int, default=None, help="only the first N Olist orders")
     parser.add_argument("--sessions", type=int, default=2000, help="simulated sessions (default 2000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per runner, interleaved; the median is kept")

@@ -12,14 +12,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "examples" / "olist"
-SHARED = REPO.parent / "shared" / "data" / "olist"
 
 
 def default_dir() -> Path:
-    """POSVENDA_OLIST_DIR, else the full dataset beside the repository, else the bundled sample."""
+    """POSVENDA_OLIST_DIR (e.g. the full dataset, downloaded from Kaggle), else the bundled sample."""
     if os.environ.get("POSVENDA_OLIST_DIR"):
         return Path(os.environ["POSVENDA_OLIST_DIR"])
-    return SHARED if SHARED.is_dir() else BUNDLED
+    return BUNDLED
 
 
 def add_parser(sub) -> None:
@@ -27,7 +26,7 @@ def add_parser(sub) -> None:
     olist_sub = p.add_subparsers(dest="olist_action", required=True)
     r = olist_sub.add_parser("replay", help="publish the dataset's orders as events, in event time")
     r.add_argument("--dir", type=Path, default=None,
-                   help=f"the dataset's folder (default: $POSVENDA_OLIST_DIR, {SHARED} if present, "
+                   help=f"the dataset's folder (default: $POSVENDA_OLIST_DIR, "
                         f"else the bundled sample {BUNDLED.relative_to(REPO)})")
     r.add_argument("--orders", type=int, default=None, help="only the first N orders by order id (a uniform sample)")
     r.add_argument("--out", type=Path, default=None, help="also write the events to this JSONL file (ingest format)")

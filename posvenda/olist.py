@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from topics.events import Event
 
 OLIST_TZ = ZoneInfo("America/Sao_Paulo")  # Olist's timestamps are Brasília local times without offset
-BOLETO_DUE_DAYS = 3  # a boleto is typically due in 1-3 days (DOMAIN.md); Olist does not record it
+BOLETO_DUE_DAYS = 3  # Brazilian stores usually give a boleto 1-3 days; Olist does not record it
 CARRIER = "olist"
 REVIEW_TO_NPS = {1: 0, 2: 3, 3: 5, 4: 8, 5: 10}  # 5 stars a promoter, 4 a passive, 1-3 detractors
 PAYMENT_METHODS = {"credit_card": "credit_card", "debit_card": "debit_card", "boleto": "boleto",

@@ -1,4 +1,4 @@
-"""The operations reports of DOMAIN.md as pure functions over the read models.
+"""The operations reports a store's operations team asks for, as pure functions over the read models.
 
 Each report takes the order records (order_history_fold.view), the session records
 (visits_fold.view) and the events of customers, NPS answers and support tickets, all from the log,

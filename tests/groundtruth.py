@@ -567,3 +567,13 @@ def alerts(events) -> dict[str, dict]:
     products, carriers = alert_facts(events)
     return {"return_rate": judge(products, rules["return_rate"], "return_rate"),
             "late_deliveries": judge(carriers, rules["late_deliveries"], "late_deliveries")}
+
+
+def project_order(record) -> dict:
+    """The fields of an /orders record that the order ground truth predicts (event ids, not rendering)."""
+    transitions = [e for e in record["timeline"] if e["kind"] == "transition"]
+    return {"status": record["status"], "reached": record["reached"],
+            "flagged": [e["event_id"] for e in transitions if e["flagged"]],
+            "timeline": [e["event_id"] for e in record["timeline"]], "messages": record["messages"],
+            "total": record["total"], "placed_at": record["placed_at"], "customer_id": record["customer_id"],
+            "methods": record["payment_methods"]}

@@ -180,15 +180,6 @@ def rebuild(settings, name, tmp_path, *extra):
     return lines[0]["days"] if name == "visitors-buyers" else [line["record"] for line in lines]
 
 
-def project_order(record) -> dict:
-    transitions = [e for e in record["timeline"] if e["kind"] == "transition"]
-    return {"status": record["status"], "reached": record["reached"],
-            "flagged": [e["event_id"] for e in transitions if e["flagged"]],
-            "timeline": [e["event_id"] for e in record["timeline"]], "messages": record["messages"],
-            "total": record["total"], "placed_at": record["placed_at"], "customer_id": record["customer_id"],
-            "methods": record["payment_methods"]}
-
-
 def assert_matches_oracle(worker, events, what: str) -> None:
     """Polls every HTTP projection until it equals the oracle's value for `events`."""
     sessions, orders = expected_sessions(events), expected_orders(events)
@@ -198,7 +189,7 @@ def assert_matches_oracle(worker, events, what: str) -> None:
     wait_until(lambda: {r["session_id"]: r for r in all_items(worker, "/visits")} == want_visits, timeout=180,
                what=f"visits to match the oracle ({what})")
     want_orders = {oid: {k: v for k, v in o.items() if k != "last_at"} for oid, o in groundtruth.public(orders).items()}
-    wait_until(lambda: {r["order_id"]: project_order(r) for r in all_items(worker, "/orders")} == want_orders,
+    wait_until(lambda: {r["order_id"]: groundtruth.project_order(r) for r in all_items(worker, "/orders")} == want_orders,
                timeout=180, what=f"orders to match the oracle ({what})")
     wait_until(lambda: {r["customer_id"]: r for r in all_items(worker, "/customers")} == customers, timeout=180,
                what=f"customers to match the oracle ({what})")

@@ -153,15 +153,6 @@ def keyed(workers, path: str, key: str) -> dict:
     return out
 
 
-def project_order(record) -> dict:
-    transitions = [e for e in record["timeline"] if e["kind"] == "transition"]
-    return {"status": record["status"], "reached": record["reached"],
-            "flagged": [e["event_id"] for e in transitions if e["flagged"]],
-            "timeline": [e["event_id"] for e in record["timeline"]], "messages": record["messages"],
-            "total": record["total"], "placed_at": record["placed_at"], "customer_id": record["customer_id"],
-            "methods": record["payment_methods"]}
-
-
 def visitors_buyers_view(workers) -> dict:
     """Each worker counts the partitions it holds: the sums over workers."""
     out: dict[str, dict] = {}
@@ -194,7 +185,7 @@ def views(workers) -> dict:
     return {
         "funnel": funnels[0] if all(f == funnels[0] for f in funnels) else {"workers disagree": funnels},
         "visits": keyed(workers, "/visits", "session_id"),
-        "orders": {oid: project_order(r) for oid, r in keyed(workers, "/orders", "order_id").items()},
+        "orders": {oid: groundtruth.project_order(r) for oid, r in keyed(workers, "/orders", "order_id").items()},
         "customers": keyed(workers, "/customers", "customer_id"),
         "visitors-buyers": visitors_buyers_view(workers),
         "return-rates": {p: return_rate_row(r) for p, r in keyed(workers, "/return-rates", "product_id").items()},
