@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from streams import handlers
 from streams.app import app, catalogue_entry, settings, topic, topics
-from streams.decoding import dispatch
+from streams.decoding import dispatch, fold_batches
 from topics import catalogue, events
 
 ORDER_SOURCES = (catalogue.ORDERS, catalogue.MESSAGES)
@@ -34,7 +34,8 @@ def _with_session(event: events.Event, session_id: str) -> events.Event:
 
 @app.agent(topics(*ORDER_SOURCES))
 async def fold_orders(stream):
-    async for record in stream.events():
-        message = record.message
+    async def fold(message) -> None:
         source = catalogue_entry(message.topic, ORDER_SOURCES)
         await dispatch(handlers.ORDERS, source, message, "order_id" if source is catalogue.ORDERS else None)
+
+    await fold_batches(stream, fold)
