@@ -20,6 +20,11 @@ write and send remembers the event that made it, and the flush applies it as tha
 No other agent sees a half-applied batch: a buffered send completes without suspending, so handlers
 that only read, write and send run without yielding to the event loop, and the flush applies every
 write before its first await (the recovery tables, shared with the ticks agent, rely on this).
+
+Open: a kill -9 after a flush wrote the local store but before the producer delivered its sends
+loses those sends. The batch is redelivered (its offsets were not committed), but handlers that find
+their state unchanged send nothing again; a batch puts many more sends in that window than one event
+did (the kill -9 case of tests/faults/test_worker_faults.py loses customer facts and recovery actions).
 """
 from __future__ import annotations
 
