@@ -242,7 +242,7 @@ def differences(got: dict, want: dict, limit: int = 4) -> list[str]:
             continue
         if isinstance(g, dict) and isinstance(w, dict):
             keys = [k for k in sorted(set(g) | set(w), key=str) if g.get(k) != w.get(k)]
-            sample = "; ".join(f"{k!r}: got {g.get(k, '(missing)')!r} expected {w.get(k, '(missing)')!r}"
+            sample = "; ".join(f"{k!r}: {field_differences(g.get(k, '(missing)'), w.get(k, '(missing)'))}"
                                for k in keys[:limit])
             out.append(f"{name}: {len(keys)} keys differ, e.g. {sample}"[:1500])
         elif isinstance(g, list) and isinstance(w, list):
@@ -253,6 +253,15 @@ def differences(got: dict, want: dict, limit: int = 4) -> list[str]:
         else:
             out.append(f"{name}: got {g!r} expected {w!r}"[:800])
     return out
+
+
+def field_differences(got, want) -> str:
+    """got vs expected for one record; for two dicts only the fields that differ."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        fields = [f for f in sorted(set(got) | set(want), key=str) if got.get(f) != want.get(f)]
+        return "{" + ", ".join(f"{f!r}: got {got.get(f, '(missing)')!r} expected {want.get(f, '(missing)')!r}"
+                               for f in fields) + "}"
+    return f"got {got!r} expected {want!r}"
 
 
 def poll_until_equal(read, want: dict, timeout: float, settle: float, what: str) -> None:
