@@ -10,24 +10,30 @@ and sends and runs the undos registered for in-memory state derived from a table
 count as it was before the event. Before the merge, `ensure_fits` refuses a unit holding a value the
 producer could not send (the event is dead-lettered instead of crashing the producer at the flush).
 
-The batch unit's `commit()` is the flush: each changed key is written once to its table (the latest
-value, through Faust's own `__setitem__`/`__delitem__`, so it goes to the changelog as usual), then
-the sends go out in the order they were made, except that a compacted topic gets only the latest
-message per key (at the place of that latest send). Faust picks a write's store partition and
-changelog partition from the current stream event, and a batch spans partitions: every buffered
-write and send remembers the event that made it, and the flush applies it as that event.
+The batch unit's `commit()` is the flush. First the sends go out in the order they were made (a
+compacted topic gets only the latest message per key, at the place of that latest send) and the
+flush waits until the broker acknowledged every one; then each changed key is written once to its
+table (the latest value, through Faust's own `__setitem__`/`__delitem__`, so it goes to the changelog
+as usual). Faust picks a write's store partition and changelog partition from the current stream
+event, and a batch spans partitions: every buffered write and send remembers the event that made it,
+and the flush applies it as that event.
 
-No other agent sees a half-applied batch: a buffered send completes without suspending, so handlers
-that only read, write and send run without yielding to the event loop, and the flush applies every
-write before its first await (the recovery tables, shared with the ticks agent, rely on this).
+Why sends before writes: the batch's offsets are committed only after the flush (take_events
+acknowledges the batch when the next one is asked for, and Faust flushes its producer before it
+commits), so a crash anywhere in the flush redelivers the batch. If the crash came before the sends
+were acknowledged, no state had moved, and the redelivered events send them again (a repeat, never a
+loss). If it came after, the sends are on the log, and the writes are rebuilt: the restarted worker
+drops its local tables (streams/local_state.py) and restores them from the changelogs, and the
+redelivered events redo whatever writes did not reach them. Sent first and written last, a send can
+be repeated by a crash but not lost.
 
-Open: a kill -9 after a flush wrote the local store but before the producer delivered its sends
-loses those sends. The batch is redelivered (its offsets were not committed), but handlers that find
-their state unchanged send nothing again; a batch puts many more sends in that window than one event
-did (the kill -9 case of tests/faults/test_worker_faults.py loses customer facts and recovery actions).
+No other agent sees a half-applied batch: every record is written by one agent only (the orders
+agent also folds the recovery ticks, which move the order handlers' records), and reads inside a
+unit see its own buffered writes first.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
@@ -108,15 +114,20 @@ class Unit:
                                       f"{limit:,} the producer can send")
 
     async def commit(self) -> None:
-        """Merges into the parent unit, or, for a unit without one, applies the writes (each key once),
-        then the sends in order; call it after the unit was closed."""
+        """Merges into the parent unit, or, for a unit without one (the flush): sends the messages in
+        order and waits until the broker acknowledged every one, then applies the writes (each key
+        once). Call it after the unit was closed. Raises if a send fails: the writes are then not
+        applied, and the agent stops before its events are acknowledged."""
         if self.parent is not None:
             self._merge_into(self.parent)
         else:
-            self._apply_writes()
-            for topic, kwargs, sender in _collapsed(self.sends):
+            sends, self.sends = _collapsed(self.sends), []
+            deliveries = []
+            for topic, kwargs, sender in sends:
                 with acting_as(sender):
-                    await topic.send_now(**kwargs)
+                    deliveries.append(await topic.send_now(**kwargs))
+            await asyncio.gather(*deliveries)  # every send acknowledged before any state moves
+            self._apply_writes()
         self._clear()
 
     def _merge_into(self, parent: Unit) -> None:

@@ -1,8 +1,10 @@
 """The batch runtime under Faust's test_context(): events folded in one batch write each changed key
 once (the latest value), a raising handler discards only its own event, and at the flush a compacted
-topic gets the latest message per key while every other send is kept, in order."""
+topic gets the latest message per key while every other send is kept, in order; no write reaches a
+table before every send of its batch is acknowledged, and none at all when a send fails."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import random
@@ -65,6 +67,9 @@ def produced(monkeypatch):
 
     async def send_now(self, key=None, value=None, **kwargs):
         out.append((self.topics[0], key, value))
+        delivered = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)  # acknowledged at once
+        return delivered
 
     monkeypatch.setattr(unit_of_work.BufferedTopic, "send_now", send_now)
     return out
@@ -139,3 +144,54 @@ async def test_a_compacted_topic_gets_the_latest_message_per_key_and_other_sends
     assert sorted(projections) == sorted([(a.encode(), b"p-3"), (b.encode(), b"p-4")]), "the latest per key, once"
     assert triggers == [(v.session_id.encode(), v.payload["product_id"].encode()) for v in views], "all, in order"
     assert len(produced) == 6 and dead_letters == []
+
+
+@pytest.fixture
+def held_sends(monkeypatch):
+    """Sends whose acknowledgement the test gives (or fails) by hand: [(key, future)]."""
+    held = []
+
+    async def send_now(self, key=None, value=None, **kwargs):
+        delivered = asyncio.get_running_loop().create_future()
+        held.append((key, delivered))
+        return delivered
+
+    monkeypatch.setattr(unit_of_work.BufferedTopic, "send_now", send_now)
+    return held
+
+
+async def project(event, partition):
+    await funnel.apply(event, partition)
+    await topic(catalogue.PROJECTION_VISITS).send(key=event.session_id.encode(), value=b"seen")
+
+
+@pytest.mark.asyncio
+async def test_the_writes_of_a_batch_wait_until_every_send_is_acknowledged(
+        monkeypatch, batch_of, table_writes, held_sends, dead_letters):
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr("streams.handlers._handlers", {"sessions": [project]})
+    batch_of(1)
+    async with sessions.fold_sessions.test_context() as agent:
+        await agent.put(key=session.encode(), value=encode(view(session, "p-1", 0)))
+        await eventually(lambda: held_sends, "the batch's send")
+        await asyncio.sleep(0.2)
+        assert not any(key == session for _, key, _ in table_writes), "written before the send was acknowledged"
+        for _, delivered in held_sends:
+            delivered.set_result(None)
+        await eventually(lambda: any(key == session for _, key, _ in table_writes), "the write after the ack")
+
+
+@pytest.mark.asyncio
+async def test_a_failed_send_leaves_every_table_as_it_was(monkeypatch, batch_of, table_writes, held_sends,
+                                                          dead_letters):
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr("streams.handlers._handlers", {"sessions": [project]})
+    batch_of(1)
+    async with sessions.fold_sessions.test_context() as agent:
+        await agent.put(key=session.encode(), value=encode(view(session, "p-1", 0)))
+        await eventually(lambda: held_sends, "the batch's send")
+        held_sends[0][1].set_exception(RuntimeError("broker refused the message"))
+        for _, delivered in held_sends[1:]:
+            delivered.set_result(None)
+        await asyncio.sleep(0.3)
+    assert not any(key == session for _, key, _ in table_writes), "a write survived a failed send"

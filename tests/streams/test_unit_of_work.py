@@ -2,6 +2,7 @@
 every write and send of the group's handlers for it is discarded; the next events fold as usual."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -46,6 +47,9 @@ async def test_a_raising_handler_discards_the_whole_event_and_the_partition_goes
 
     async def send_now(self, key=None, value=None, **kwargs):  # what leaves the unit, captured, not produced
         published.append((key, value))
+        delivered = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
     monkeypatch.setattr(unit_of_work.BufferedTopic, "send_now", send_now)
     monkeypatch.setattr("streams.handlers._handlers", {"sessions": [funnel.apply, refuse_boom]})
