@@ -97,8 +97,8 @@ async def fold_batches(stream, fold) -> None:
     of work whose writes and sends are flushed at the end of the batch (each changed key once).
 
     Faust's take_events acknowledges a batch's events only when the next batch is asked for, that is
-    after this flush: the changelog records are in the producer by then, and the consumer flushes the
-    producer before it commits offsets, so a committed offset never passes an unflushed write."""
+    after this flush, which returns once the broker acknowledged the batch's sends and changelog
+    records (streams/unit_of_work.py): a committed offset never passes an unacknowledged write or send."""
     async for batch in stream.take_events(settings.batch_max_events, within=settings.batch_within_seconds):
         unit = unit_of_work.Unit()
         try:

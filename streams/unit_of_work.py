@@ -18,14 +18,15 @@ as usual). Faust picks a write's store partition and changelog partition from th
 event, and a batch spans partitions: every buffered write and send remembers the event that made it,
 and the flush applies it as that event.
 
-Why sends before writes: the batch's offsets are committed only after the flush (take_events
-acknowledges the batch when the next one is asked for, and Faust flushes its producer before it
-commits), so a crash anywhere in the flush redelivers the batch. If the crash came before the sends
-were acknowledged, no state had moved, and the redelivered events send them again (a repeat, never a
-loss). If it came after, the sends are on the log, and the writes are rebuilt: the restarted worker
-drops its local tables (streams/local_state.py) and restores them from the changelogs, and the
-redelivered events redo whatever writes did not reach them. Sent first and written last, a send can
-be repeated by a crash but not lost.
+Why sends before writes: the batch's events are acknowledged only after the flush (take_events
+acknowledges a batch when the next one is asked for), and the flush returns only once the broker has
+acknowledged every send and every changelog record: Faust's own flush before an offset commit is not
+enough, it stops waiting when its buffer has not moved for 0.1 s, and a batch's thousands of
+changelog records can take longer. So a crash anywhere in the flush redelivers the batch. If it came
+before the sends were acknowledged, no state had moved and the redelivered events send them again (a
+repeat, never a loss). If it came after, the sends are on the log and the writes are rebuilt: the
+restarted worker drops its local tables (streams/local_state.py) and restores them from the
+changelogs, and the redelivered events redo whatever writes did not reach them.
 
 No other agent sees a half-applied batch: every record is written by one agent only (the orders
 agent also folds the recovery ticks, which move the order handlers' records), and reads inside a
@@ -38,7 +39,7 @@ import contextlib
 import contextvars
 import json
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import faust
 from faust.streams import _current_event, current_event
@@ -50,6 +51,10 @@ RECORD_OVERHEAD_BYTES = 512  # batch and record headers around a key and value, 
 class OversizedOutput(ValueError):
     """A write or send of the unit would be refused by the producer (larger than its max request size)."""
 
+
+# Set by the worker (streams/trigger_ledger.py): given a flush's [(topic name, value)], says which to
+# send; a trigger already on its topic is not sent again by a batch redelivered after a crash.
+repeat_filter: Callable[[list[tuple[str, bytes | None]]], Awaitable[list[bool]]] | None = None
 
 _open: contextvars.ContextVar[Unit | None] = contextvars.ContextVar("posvenda_unit_of_work", default=None)
 
@@ -122,12 +127,17 @@ class Unit:
             self._merge_into(self.parent)
         else:
             sends, self.sends = _collapsed(self.sends), []
+            if repeat_filter is not None:
+                keep = await repeat_filter([(topic.topics[0], kwargs.get("value")) for topic, kwargs, _ in sends])
+                sends = [send for send, kept in zip(sends, keep, strict=True) if kept]
             deliveries = []
             for topic, kwargs, sender in sends:
                 with acting_as(sender):
                     deliveries.append(await topic.send_now(**kwargs))
             await asyncio.gather(*deliveries)  # every send acknowledged before any state moves
-            self._apply_writes()
+            with _collecting_changelog() as changelog:
+                self._apply_writes()
+            await asyncio.gather(*changelog)  # and every changelog record before the batch is acknowledged
         self._clear()
 
     def _merge_into(self, parent: Unit) -> None:
@@ -207,6 +217,20 @@ def acting_as(event) -> Iterator[None]:
         _current_event.reset(token)
 
 
+_changelog: contextvars.ContextVar[list | None] = contextvars.ContextVar("posvenda_changelog", default=None)
+
+
+@contextlib.contextmanager
+def _collecting_changelog() -> Iterator[list]:
+    """Collects the delivery futures of the changelog records written in the enclosed code."""
+    futures: list = []
+    token = _changelog.set(futures)
+    try:
+        yield futures
+    finally:
+        _changelog.reset(token)
+
+
 class BufferedTable(faust.Table):
     """A Faust table whose writes, deletes and reads go through the open unit of work, if any.
 
@@ -270,6 +294,14 @@ class BufferedTable(faust.Table):
 
     def __iter__(self):
         return iter(self.keys())
+
+    def send_changelog(self, *args, **kwargs):
+        """Faust's changelog send; its delivery future is kept when a flush collects them."""
+        future = super().send_changelog(*args, **kwargs)
+        collected = _changelog.get()
+        if collected is not None:
+            collected.append(future)
+        return future
 
     def set_now(self, key, value) -> None:
         super().__setitem__(key, value)

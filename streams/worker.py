@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Importing a module registers its agents, tables, handlers and views with the app.
 from projections import customer360, funnel, handling_time, http, order_history, recovery, returns, visits  # noqa: F401
-from streams import customers, lag, local_state, orders, product_alerts, sessions  # noqa: F401
+from streams import customers, lag, local_state, orders, product_alerts, sessions, trigger_ledger, unit_of_work  # noqa: F401
 from streams import recovery as recovery_agents  # noqa: F401
 from streams.app import app, settings
 from streams.web_auth import open_http_refusal
@@ -59,6 +59,8 @@ def main(extra_args: list[str] | None = None) -> None:
         raise SystemExit(2)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     local_state.prepare(settings.data_dir, Path(app.conf.tabledir))
+    ledger = trigger_ledger.TriggerLedger(settings, lambda: frozenset(app.assignor.assigned_actives()))
+    unit_of_work.repeat_filter = ledger.first_sends
     for name in ("aiokafka", "aiokafka.producer.sender", "aiokafka.consumer.fetcher", "aiokafka.cluster", "aiokafka.conn"):
         logging.getLogger(name).addFilter(RepeatFilter())
     extra_args = list(extra_args or [])
