@@ -10,23 +10,27 @@ and sends and runs the undos registered for in-memory state derived from a table
 count as it was before the event. Before the merge, `ensure_fits` refuses a unit holding a value the
 producer could not send (the event is dead-lettered instead of crashing the producer at the flush).
 
-The batch unit's `commit()` is the flush. First the sends go out in the order they were made (a
-compacted topic gets only the latest message per key, at the place of that latest send) and the
-flush waits until the broker acknowledged every one; then each changed key is written once to its
-table (the latest value, through Faust's own `__setitem__`/`__delitem__`, so it goes to the changelog
-as usual). Faust picks a write's store partition and changelog partition from the current stream
-event, and a batch spans partitions: every buffered write and send remembers the event that made it,
-and the flush applies it as that event.
+The batch unit's `commit()` is the flush, in three steps, each waiting for the broker:
+1. the sends, in the order they were made (a compacted topic gets only the latest message per key,
+   at the place of that latest send; a trigger already on its topic is dropped, see
+   streams/trigger_ledger.py);
+2. the changelog record of each changed key (its latest value, as the event that wrote it: Faust
+   picks the changelog and store partition from the current stream event, and a batch spans
+   partitions);
+3. the local store (RocksDB), then the store's persisted changelog offsets, where a restore resumes.
+Only then does the agent ask for its next batch, which is when take_events acknowledges this one's
+events, so a committed offset never passes an unacknowledged send or changelog record. (Faust's own
+producer flush before an offset commit is not enough: it stops waiting when its buffer has not moved
+for 0.1 s, and a batch's thousands of records can take longer.)
 
-Why sends before writes: the batch's events are acknowledged only after the flush (take_events
-acknowledges a batch when the next one is asked for), and the flush returns only once the broker has
-acknowledged every send and every changelog record: Faust's own flush before an offset commit is not
-enough, it stops waiting when its buffer has not moved for 0.1 s, and a batch's thousands of
-changelog records can take longer. So a crash anywhere in the flush redelivers the batch. If it came
-before the sends were acknowledged, no state had moved and the redelivered events send them again (a
-repeat, never a loss). If it came after, the sends are on the log and the writes are rebuilt: the
-restarted worker drops its local tables (streams/local_state.py) and restores them from the
-changelogs, and the redelivered events redo whatever writes did not reach them.
+Why in this order: a kill -9 anywhere in the flush redelivers the whole batch, and what the restarted
+worker has must make the redelivered events redo what is missing. Faust writes the store at once and
+the changelog later, so after a kill its store can be ahead of the changelog: a redelivered event
+finds its state already moved and sends nothing (a loss), and a worker restoring the partition from
+the changelog lacks the write. Here the store is never ahead: a kill before step 3 leaves the store
+behind (the restore catches it up from the changelog), and a kill before step 2 is over leaves the
+events' sends on the log but maybe not their state, so the redelivered events redo the state and
+send again (a repeat, never a loss; repeated triggers are dropped by the ledger).
 
 No other agent sees a half-applied batch: every record is written by one agent only (the orders
 agent also folds the recovery ticks, which move the order handlers' records), and reads inside a
@@ -135,9 +139,7 @@ class Unit:
                 with acting_as(sender):
                     deliveries.append(await topic.send_now(**kwargs))
             await asyncio.gather(*deliveries)  # every send acknowledged before any state moves
-            with _collecting_changelog() as changelog:
-                self._apply_writes()
-            await asyncio.gather(*changelog)  # and every changelog record before the batch is acknowledged
+            await self._write_changelog_then_store()
         self._clear()
 
     def _merge_into(self, parent: Unit) -> None:
@@ -149,16 +151,34 @@ class Unit:
                 parent.write(table, key, value, writers[key])
         parent.sends.extend(self.sends)
 
-    def _apply_writes(self) -> None:
-        for table_id, entries in self.writes.items():
-            table = self.tables[table_id]
-            writers = self.writers[table_id]
-            for key, value in entries.items():
-                with acting_as(writers[key]):
-                    if value is DELETED:
-                        table.delete_now(key)
-                    else:
-                        table.set_now(key, value)
+    async def _write_changelog_then_store(self) -> None:
+        """Each changed key to its table's changelog, as the event that wrote it; once the broker
+        acknowledged every record, to the local store, and only then the store's persisted offsets
+        (where a restore resumes). So the local store is never ahead of the changelog. One flush at a
+        time does this (agents share a few tables): an offset persisted is never past another flush's
+        record that is not in the store yet."""
+        global _acknowledged
+        async with _write_lock():
+            _acknowledged = {}
+            try:
+                records = []
+                for table_id, entries in self.writes.items():
+                    table = self.tables[table_id]
+                    writers = self.writers[table_id]
+                    for key, value in entries.items():
+                        with acting_as(writers[key]):
+                            records.append(table.send_changelog_only(key, value))
+                await asyncio.gather(*records)
+                for table_id, entries in self.writes.items():
+                    table = self.tables[table_id]
+                    writers = self.writers[table_id]
+                    for key, value in entries.items():
+                        with acting_as(writers[key]):
+                            table.store_only(key, value)
+                for (table, tp), offset in _acknowledged.items():
+                    table.data.set_persisted_offset(tp, offset)
+            finally:
+                _acknowledged = None
 
     def discard(self) -> None:
         """Drops the buffered writes and sends, and undoes in-memory moves (latest first)."""
@@ -217,18 +237,18 @@ def acting_as(event) -> Iterator[None]:
         _current_event.reset(token)
 
 
-_changelog: contextvars.ContextVar[list | None] = contextvars.ContextVar("posvenda_changelog", default=None)
+# While a flush writes (under _write_lock): {(table, changelog partition): highest acknowledged offset}.
+_acknowledged: dict | None = None
+_write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
-@contextlib.contextmanager
-def _collecting_changelog() -> Iterator[list]:
-    """Collects the delivery futures of the changelog records written in the enclosed code."""
-    futures: list = []
-    token = _changelog.set(futures)
-    try:
-        yield futures
-    finally:
-        _changelog.reset(token)
+def _write_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _write_locks.get(loop)
+    if lock is None:
+        _write_locks.clear()  # locks of finished loops (tests) are of no use
+        lock = _write_locks[loop] = asyncio.Lock()
+    return lock
 
 
 class BufferedTable(faust.Table):
@@ -295,13 +315,31 @@ class BufferedTable(faust.Table):
     def __iter__(self):
         return iter(self.keys())
 
-    def send_changelog(self, *args, **kwargs):
-        """Faust's changelog send; its delivery future is kept when a flush collects them."""
-        future = super().send_changelog(*args, **kwargs)
-        collected = _changelog.get()
-        if collected is not None:
-            collected.append(future)
-        return future
+    def send_changelog_only(self, key, value):
+        """The changelog record of a write (DELETED: a tombstone) without touching the store; returns
+        its delivery future. Partitioned like Faust's own write: by the current stream event."""
+        partition = self.partition_for_key(key)
+        if value is DELETED:
+            return self.send_changelog(partition, key, None, value_serializer="raw")
+        return self.send_changelog(partition, key, value)
+
+    def store_only(self, key, value) -> None:
+        """The local store's side of a write whose changelog record is already acknowledged."""
+        if value is DELETED:
+            with contextlib.suppress(KeyError):
+                del self.data[key]
+        else:
+            self.data[key] = value
+
+    def _on_changelog_sent(self, fut) -> None:
+        """Faust persists the offset of an acknowledged changelog record in the store at once; during
+        a flush it is kept until the flush has written the store (see Unit)."""
+        if _acknowledged is None:
+            super()._on_changelog_sent(fut)
+            return
+        result = fut.result()
+        slot = (self, result.topic_partition)
+        _acknowledged[slot] = max(_acknowledged.get(slot, -1), result.offset)
 
     def set_now(self, key, value) -> None:
         super().__setitem__(key, value)

@@ -4,11 +4,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from pathlib import Path
 
 # Importing a module registers its agents, tables, handlers and views with the app.
 from projections import customer360, funnel, handling_time, http, order_history, recovery, returns, visits  # noqa: F401
-from streams import customers, lag, local_state, orders, product_alerts, sessions, trigger_ledger, unit_of_work  # noqa: F401
+from streams import customers, lag, orders, product_alerts, sessions, trigger_ledger, unit_of_work  # noqa: F401
 from streams import recovery as recovery_agents  # noqa: F401
 from streams.app import app, settings
 from streams.web_auth import open_http_refusal
@@ -58,7 +57,6 @@ def main(extra_args: list[str] | None = None) -> None:
               + "\n  (run `posvenda topics create` to see every drift from the catalogue)", file=sys.stderr)
         raise SystemExit(2)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    local_state.prepare(settings.data_dir, Path(app.conf.tabledir))
     ledger = trigger_ledger.TriggerLedger(settings, lambda: frozenset(app.assignor.assigned_actives()))
     unit_of_work.repeat_filter = ledger.first_sends
     for name in ("aiokafka", "aiokafka.producer.sender", "aiokafka.consumer.fetcher", "aiokafka.cluster", "aiokafka.conn"):
@@ -68,9 +66,4 @@ def main(extra_args: list[str] | None = None) -> None:
         extra_args = ["--loglevel", "info", *extra_args]
     sys.argv = ["posvenda", "worker", "--web-port", str(settings.web_port),
                 "--web-host", settings.web_host, *(extra_args or [])]
-    try:
-        app.main()  # the Faust CLI reads sys.argv; it ends with SystemExit
-    except SystemExit as stop:
-        if stop.code in (0, None):
-            local_state.mark_clean(settings.data_dir)
-        raise
+    app.main()  # the Faust CLI reads sys.argv
