@@ -59,6 +59,9 @@ def main(extra_args: list[str] | None = None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ledger = trigger_ledger.TriggerLedger(settings, lambda: frozenset(app.assignor.assigned_actives()))
     unit_of_work.repeat_filter = ledger.first_sends
+    # A flush hands Faust a batch's changelog records at once and waits for them itself; Faust's default
+    # buffer of 100 would log "producer buffer full" on nearly every batch.
+    app.producer.buffer.max_messages = 10 * settings.batch_max_events
     for name in ("aiokafka", "aiokafka.producer.sender", "aiokafka.consumer.fetcher", "aiokafka.cluster", "aiokafka.conn"):
         logging.getLogger(name).addFilter(RepeatFilter())
     extra_args = list(extra_args or [])
