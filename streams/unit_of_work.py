@@ -1,33 +1,52 @@
-"""A unit of work per event: the table writes and topic sends of every handler, applied all or nothing.
+"""Units of work: the table writes and topic sends of the handlers, buffered and applied all or nothing.
 
 While a unit is open (a contextvar, so only the task that opened it sees it), a `BufferedTable`
 keeps writes and deletes in the unit instead of the store and reads see them first, and a
-`BufferedTopic` keeps sends in order. `commit()` then applies the writes (latest value per key,
-through Faust's own `__setitem__`/`__delitem__`, so each goes to the changelog as usual) and sends
-the messages in the order they were made; `discard()` drops both and runs the undos registered for
-in-memory state derived from a table (projections/derived.py), so a handler that raises half-way
-leaves every table, topic and derived count as it was before the event.
+`BufferedTopic` keeps sends in order. Units nest: an agent folds a batch of events under one batch
+unit, and each event under a child unit whose reads see the batch's earlier writes. When the event's
+handlers succeed, `commit()` merges the child into the batch; `discard()` drops the child's writes
+and sends and runs the undos registered for in-memory state derived from a table
+(projections/derived.py), so a handler that raises half-way leaves every table, topic and derived
+count as it was before the event. Before the merge, `ensure_fits` refuses a unit holding a value the
+producer could not send (the event is dead-lettered instead of crashing the producer at the flush).
 
-Commit runs inside the same stream event as the handlers, so Faust still picks each changelog
-partition from the current event (the source partition), exactly as for a direct write. Before it,
-`ensure_fits` refuses a unit holding a value the producer could not send (the event is dead-lettered
-instead of crashing the producer after half of its writes).
+The batch unit's `commit()` is the flush, in three steps, each waiting for the broker:
+1. the sends, in the order they were made (a compacted topic gets only the latest message per key,
+   at the place of that latest send; a trigger already on its topic is dropped, see
+   streams/trigger_ledger.py);
+2. the changelog record of each changed key (its latest value, as the event that wrote it: Faust
+   picks the changelog and store partition from the current stream event, and a batch spans
+   partitions);
+3. the local store (RocksDB), then the store's persisted changelog offsets, where a restore resumes.
+Only then does the agent ask for its next batch, which is when take_events acknowledges this one's
+events, so a committed offset never passes an unacknowledged send or changelog record. (Faust's own
+producer flush before an offset commit is not enough: it stops waiting when its buffer has not moved
+for 0.1 s, and a batch's thousands of records can take longer.)
 
-No other agent sees a half-applied event: a buffered send completes without suspending, so handlers
-that only read, write and send run without yielding to the event loop, and `commit` applies every
-write before its first await (the recovery tables, shared with the ticks agent, rely on this).
+Why in this order: a kill -9 anywhere in the flush redelivers the whole batch, and what the restarted
+worker has must make the redelivered events redo what is missing. Faust writes the store at once and
+the changelog later, so after a kill its store can be ahead of the changelog: a redelivered event
+finds its state already moved and sends nothing (a loss), and a worker restoring the partition from
+the changelog lacks the write. Here the store is never ahead: a kill before step 3 leaves the store
+behind (the restore catches it up from the changelog), and a kill before step 2 is over leaves the
+events' sends on the log but maybe not their state, so the redelivered events redo the state and
+send again (a repeat, never a loss; repeated triggers are dropped by the ledger).
 
-Kept general on purpose: buffered keyed writes and ordered sends are what a batch of events needs
-too (a write-behind cache per batch).
+No other agent sees a half-applied batch: every record is written by one agent only (the orders
+agent also folds the recovery ticks, which move the order handlers' records), and reads inside a
+unit see its own buffered writes first.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
 
 import faust
+from faust.streams import _current_event, current_event
 
 DELETED = object()  # a buffered delete
 RECORD_OVERHEAD_BYTES = 512  # batch and record headers around a key and value, with room to spare
@@ -37,39 +56,55 @@ class OversizedOutput(ValueError):
     """A write or send of the unit would be refused by the producer (larger than its max request size)."""
 
 
+# Set by the worker (streams/trigger_ledger.py): given a flush's [(topic name, value)], says which to
+# send; a trigger already on its topic is not sent again by a batch redelivered after a crash.
+repeat_filter: Callable[[list[tuple[str, bytes | None]]], Awaitable[list[bool]]] | None = None
+
 _open: contextvars.ContextVar[Unit | None] = contextvars.ContextVar("posvenda_unit_of_work", default=None)
 
 
 class Unit:
-    """Buffered writes (per table, latest value per key) and sends (in order) of one event."""
+    """Buffered writes (per table, latest value per key) and sends (in order) of one event or of a
+    batch; a child unit (`parent` set) merges into its parent at commit."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Unit | None = None) -> None:
+        self.parent = parent
         self.tables: dict[int, BufferedTable] = {}  # by id(): a Mapping is not hashable
-        self.writes: dict[int, dict] = {}
-        self.sends: list[tuple[BufferedTopic, dict]] = []
+        self.writes: dict[int, dict] = {}  # {table id: {key: value or DELETED}}
+        self.writers: dict[int, dict] = {}  # {table id: {key: the stream event of the latest write}}
+        self.sends: list[tuple[BufferedTopic, dict, object]] = []  # (topic, send kwargs, stream event)
         self.undos: list[Callable[[], None]] = []
 
     def on_discard(self, undo: Callable[[], None]) -> None:
         """`undo()` runs if the unit is discarded: in-memory state moved for this event goes back."""
         self.undos.append(undo)
 
-    def write(self, table: BufferedTable, key, value) -> None:
-        self.tables.setdefault(id(table), table)
-        self.writes.setdefault(id(table), {})[key] = value
+    def write(self, table: BufferedTable, key, value, writer=None) -> None:
+        table_id = id(table)
+        self.tables.setdefault(table_id, table)
+        self.writes.setdefault(table_id, {})[key] = value
+        self.writers.setdefault(table_id, {})[key] = current_event() if writer is None else writer
 
     def written(self, table: BufferedTable) -> dict | None:
-        """{key: value or DELETED} buffered for `table`, or None."""
-        return self.writes.get(id(table))
+        """{key: value or DELETED} buffered for `table` by this unit and its parents, or None."""
+        own = self.writes.get(id(table))
+        inherited = self.parent.written(table) if self.parent is not None else None
+        if inherited is None or own is None:
+            return own if inherited is None else inherited
+        return {**inherited, **own}
 
     def lookup(self, table: BufferedTable, key) -> tuple[bool, object]:
-        """(True, value or DELETED) when the unit holds `key` of `table`, else (False, None)."""
-        buffered = self.written(table)
-        if buffered is None or key not in buffered:
-            return False, None
-        return True, buffered[key]
+        """(True, value or DELETED) when this unit or a parent holds `key` of `table`, else (False, None)."""
+        unit = self
+        while unit is not None:
+            buffered = unit.writes.get(id(table))
+            if buffered is not None and key in buffered:
+                return True, buffered[key]
+            unit = unit.parent
+        return False, None
 
-    def send(self, topic: BufferedTopic, kwargs: dict) -> None:
-        self.sends.append((topic, kwargs))
+    def send(self, topic: BufferedTopic, kwargs: dict, sender=None) -> None:
+        self.sends.append((topic, kwargs, current_event() if sender is None else sender))
 
     def ensure_fits(self, max_request_bytes: int) -> None:
         """Raises OversizedOutput when a buffered write or send could not be produced: checked before
@@ -81,31 +116,93 @@ class Unit:
                 if size > limit:
                     raise OversizedOutput(f"a write to table {self.tables[table_id].name} is {size:,} bytes, over "
                                           f"the {limit:,} the producer can send")
-        for topic, kwargs in self.sends:
+        for topic, kwargs, _ in self.sends:
             size = len(kwargs.get("key") or b"") + len(kwargs.get("value") or b"")
             if size > limit:
                 raise OversizedOutput(f"a message to {', '.join(topic.topics)} is {size:,} bytes, over the "
                                       f"{limit:,} the producer can send")
 
     async def commit(self) -> None:
-        """Applies the writes, then the sends in order; call it after the unit was closed."""
+        """Merges into the parent unit, or, for a unit without one (the flush): sends the messages in
+        order and waits until the broker acknowledged every one, then applies the writes (each key
+        once). Call it after the unit was closed. Raises if a send fails: the writes are then not
+        applied, and the agent stops before its events are acknowledged."""
+        if self.parent is not None:
+            self._merge_into(self.parent)
+        else:
+            sends, self.sends = _collapsed(self.sends), []
+            if repeat_filter is not None:
+                keep = await repeat_filter([(topic.topics[0], kwargs.get("value")) for topic, kwargs, _ in sends])
+                sends = [send for send, kept in zip(sends, keep, strict=True) if kept]
+            deliveries = []
+            for topic, kwargs, sender in sends:
+                with acting_as(sender):
+                    deliveries.append(await topic.send_now(**kwargs))
+            await asyncio.gather(*deliveries)  # every send acknowledged before any state moves
+            await self._write_changelog_then_store()
+        self._clear()
+
+    def _merge_into(self, parent: Unit) -> None:
+        """The event is final: its writes and sends join the parent's; its undos are no longer needed."""
         for table_id, entries in self.writes.items():
             table = self.tables[table_id]
+            writers = self.writers[table_id]
             for key, value in entries.items():
-                if value is DELETED:
-                    table.delete_now(key)
-                else:
-                    table.set_now(key, value)
-        for topic, kwargs in self.sends:
-            await topic.send_now(**kwargs)
-        self.tables, self.writes, self.sends, self.undos = {}, {}, [], []
+                parent.write(table, key, value, writers[key])
+        parent.sends.extend(self.sends)
+
+    async def _write_changelog_then_store(self) -> None:
+        """Each changed key to its table's changelog, as the event that wrote it; once the broker
+        acknowledged every record, to the local store, and only then the store's persisted offsets
+        (where a restore resumes). So the local store is never ahead of the changelog. One flush at a
+        time does this (agents share a few tables): an offset persisted is never past another flush's
+        record that is not in the store yet."""
+        global _acknowledged
+        async with _write_lock():
+            _acknowledged = {}
+            try:
+                records = []
+                for table_id, entries in self.writes.items():
+                    table = self.tables[table_id]
+                    writers = self.writers[table_id]
+                    for key, value in entries.items():
+                        with acting_as(writers[key]):
+                            records.append(table.send_changelog_only(key, value))
+                await asyncio.gather(*records)
+                for table_id, entries in self.writes.items():
+                    table = self.tables[table_id]
+                    writers = self.writers[table_id]
+                    for key, value in entries.items():
+                        with acting_as(writers[key]):
+                            table.store_only(key, value)
+                for (table, tp), offset in _acknowledged.items():
+                    table.data.set_persisted_offset(tp, offset)
+            finally:
+                _acknowledged = None
 
     def discard(self) -> None:
         """Drops the buffered writes and sends, and undoes in-memory moves (latest first)."""
         undos = self.undos
-        self.tables, self.writes, self.sends, self.undos = {}, {}, [], []
+        self._clear()
         for undo in reversed(undos):
             undo()
+
+    def _clear(self) -> None:
+        self.tables, self.writes, self.writers, self.sends, self.undos = {}, {}, {}, [], []
+
+
+def _collapsed(sends: list[tuple]) -> list[tuple]:
+    """The sends in order, keeping only the latest message per key of a compacted topic (the one a
+    compacted topic keeps anyway); every send to another topic stays (triggers, facts, dead letters)."""
+    latest: dict[tuple, int] = {}
+    for i, (topic, kwargs, _) in enumerate(sends):
+        if getattr(topic, "compacted", False):
+            latest[(id(topic), kwargs.get("key"), kwargs.get("partition"))] = i
+    if not latest:
+        return sends
+    return [send for i, send in enumerate(sends)
+            if not getattr(send[0], "compacted", False)
+            or latest[(id(send[0]), send[1].get("key"), send[1].get("partition"))] == i]
 
 
 def _json_size(value) -> int:
@@ -124,6 +221,34 @@ def opened(unit: Unit) -> Iterator[Unit]:
         yield unit
     finally:
         _open.reset(token)
+
+
+@contextlib.contextmanager
+def acting_as(event) -> Iterator[None]:
+    """Makes `event` Faust's current stream event for the enclosed code: the partition table reads,
+    writes and changelog records take (faust.streams.current_event, as Stream iteration sets it)."""
+    if event is None or event is current_event():
+        yield
+        return
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+# While a flush writes (under _write_lock): {(table, changelog partition): highest acknowledged offset}.
+_acknowledged: dict | None = None
+_write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+def _write_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _write_locks.get(loop)
+    if lock is None:
+        _write_locks.clear()  # locks of finished loops (tests) are of no use
+        lock = _write_locks[loop] = asyncio.Lock()
+    return lock
 
 
 class BufferedTable(faust.Table):
@@ -190,6 +315,32 @@ class BufferedTable(faust.Table):
     def __iter__(self):
         return iter(self.keys())
 
+    def send_changelog_only(self, key, value):
+        """The changelog record of a write (DELETED: a tombstone) without touching the store; returns
+        its delivery future. Partitioned like Faust's own write: by the current stream event."""
+        partition = self.partition_for_key(key)
+        if value is DELETED:
+            return self.send_changelog(partition, key, None, value_serializer="raw")
+        return self.send_changelog(partition, key, value)
+
+    def store_only(self, key, value) -> None:
+        """The local store's side of a write whose changelog record is already acknowledged."""
+        if value is DELETED:
+            with contextlib.suppress(KeyError):
+                del self.data[key]
+        else:
+            self.data[key] = value
+
+    def _on_changelog_sent(self, fut) -> None:
+        """Faust persists the offset of an acknowledged changelog record in the store at once; during
+        a flush it is kept until the flush has written the store (see Unit)."""
+        if _acknowledged is None:
+            super()._on_changelog_sent(fut)
+            return
+        result = fut.result()
+        slot = (self, result.topic_partition)
+        _acknowledged[slot] = max(_acknowledged.get(slot, -1), result.offset)
+
     def set_now(self, key, value) -> None:
         super().__setitem__(key, value)
 
@@ -198,7 +349,12 @@ class BufferedTable(faust.Table):
 
 
 class BufferedTopic(faust.Topic):
-    """A Faust topic whose `send` is kept in the open unit of work, if any, and sent at its commit."""
+    """A Faust topic whose `send` is kept in the open unit of work, if any, and sent at its commit.
+
+    `compacted` (a compacted topic keeps only the latest value per key): a batch sends only the
+    latest message per key."""
+
+    compacted: bool = False
 
     async def send(self, **kwargs):
         unit = current()
