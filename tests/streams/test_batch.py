@@ -219,3 +219,29 @@ async def test_the_store_is_written_only_after_its_changelog_records_are_acknowl
         for _, _, acknowledged in held:
             acknowledged.set_result(None)
         await eventually(lambda: any(key == session for _, key, _ in table_writes), "the store write after the ack")
+
+
+@pytest.mark.asyncio
+async def test_a_key_is_read_from_the_store_once_per_batch(monkeypatch, batch_of, table_writes, produced, dead_letters):
+    import faust
+
+    absent, reads = f"nobody-{uuid.uuid4().hex[:8]}", []
+    store_read = faust.Table.__getitem__
+
+    def counting(self, key):
+        if key == absent:
+            reads.append(key)
+        return store_read(self, key)
+
+    async def look_up(event, partition):
+        assert funnel.sessions_table.get(absent) is None and absent not in funnel.sessions_table
+
+    monkeypatch.setattr(faust.Table, "__getitem__", counting)
+    monkeypatch.setattr("streams.handlers._handlers", {"sessions": [look_up, funnel.apply]})
+    batch_of(3)
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    async with sessions.fold_sessions.test_context() as agent:
+        for t in range(3):
+            await agent.put(key=session.encode(), value=encode(view(session, f"p-{t}", t * 1000)))
+        await eventually(lambda: any(key == session for _, key, _ in table_writes), "the batch to be flushed")
+    assert reads == [absent], "three events asked, the store was read once"
