@@ -10,27 +10,30 @@ and sends and runs the undos registered for in-memory state derived from a table
 count as it was before the event. Before the merge, `ensure_fits` refuses a unit holding a value the
 producer could not send (the event is dead-lettered instead of crashing the producer at the flush).
 
-The batch unit's `commit()` is the flush, in three steps, each waiting for the broker:
+The batch unit's `commit()` is the flush, in two steps, each waiting for the broker:
 1. the sends, in the order they were made (a compacted topic gets only the latest message per key,
    at the place of that latest send; a trigger already on its topic is dropped, see
    streams/trigger_ledger.py);
-2. the changelog record of each changed key (its latest value, as the event that wrote it: Faust
-   picks the changelog and store partition from the current stream event, and a batch spans
-   partitions);
-3. the local store (RocksDB), then the store's persisted changelog offsets, where a restore resumes.
+2. each changed key written once (its latest value, as the event that wrote it: Faust picks the
+   store and changelog partition from the current stream event, and a batch spans partitions)
+   through Faust's own path, store then changelog record, every write before the first await; then
+   the changelog records' acknowledgements.
 Only then does the agent ask for its next batch, which is when take_events acknowledges this one's
 events, so a committed offset never passes an unacknowledged send or changelog record. (Faust's own
 producer flush before an offset commit is not enough: it stops waiting when its buffer has not moved
 for 0.1 s, and a batch's thousands of records can take longer.)
 
-Why in this order: a kill -9 anywhere in the flush redelivers the whole batch, and what the restarted
-worker has must make the redelivered events redo what is missing. Faust writes the store at once and
-the changelog later, so after a kill its store can be ahead of the changelog: a redelivered event
-finds its state already moved and sends nothing (a loss), and a worker restoring the partition from
-the changelog lacks the write. Here the store is never ahead: a kill before step 3 leaves the store
-behind (the restore catches it up from the changelog), and a kill before step 2 is over leaves the
-events' sends on the log but maybe not their state, so the redelivered events redo the state and
-send again (a repeat, never a loss; repeated triggers are dropped by the ledger).
+What a kill -9 leaves: in step 1, no state has moved, and the redelivered batch sends again (a
+repeat, never a loss; repeated triggers are dropped by the ledger). In step 2 the local store holds
+the whole batch (its writes ran without an await between them), so the restarted worker is
+consistent and the redelivered events change nothing; but the changelog may lack some of the
+batch's records until those keys are written again, so a partition that moves to another worker
+before that restores them without it. Closing that gap needs the changelog records of a batch to be
+atomic (a Kafka transaction, with restores reading committed data only): not done. Writing the
+changelog first and the store after was tried, and the kill -9 test then lost recovery figures and
+return-rate facts, most likely because a kill during the changelog step delivers one table's record
+and not another's (an order's state without its figures) and the redelivered events, finding the
+order moved, do not redo the figures.
 
 No other agent sees a half-applied batch: every record is written by one agent only (the orders
 agent also folds the recovery ticks, which move the order handlers' records), and reads inside a
@@ -140,7 +143,9 @@ class Unit:
                 with acting_as(sender):
                     deliveries.append(await topic.send_now(**kwargs))
             await asyncio.gather(*deliveries)  # every send acknowledged before any state moves
-            await self._write_changelog_then_store()
+            with _collecting_changelog() as changelog:
+                self._apply_writes()
+            await acknowledged(changelog)  # and every changelog record before the batch is acknowledged
         self._clear()
 
     def _merge_into(self, parent: Unit) -> None:
@@ -152,34 +157,18 @@ class Unit:
                 parent.write(table, key, value, writers[key])
         parent.sends.extend(self.sends)
 
-    async def _write_changelog_then_store(self) -> None:
-        """Each changed key to its table's changelog, as the event that wrote it; once the broker
-        acknowledged every record, to the local store, and only then the store's persisted offsets
-        (where a restore resumes). So the local store is never ahead of the changelog. One flush at a
-        time does this (agents share a few tables): an offset persisted is never past another flush's
-        record that is not in the store yet."""
-        global _acknowledged
-        async with _write_lock():
-            _acknowledged = {}
-            try:
-                records = []
-                for table_id, entries in self.writes.items():
-                    table = self.tables[table_id]
-                    writers = self.writers[table_id]
-                    for key, value in entries.items():
-                        with acting_as(writers[key]):
-                            records.append(table.send_changelog_only(key, value))
-                await asyncio.gather(*records)
-                for table_id, entries in self.writes.items():
-                    table = self.tables[table_id]
-                    writers = self.writers[table_id]
-                    for key, value in entries.items():
-                        with acting_as(writers[key]):
-                            table.store_only(key, value)
-                for (table, tp), offset in _acknowledged.items():
-                    table.data.set_persisted_offset(tp, offset)
-            finally:
-                _acknowledged = None
+    def _apply_writes(self) -> None:
+        """Every write, through Faust's own path (store, then a changelog record), without an await in
+        between: no kill can land between two of them."""
+        for table_id, entries in self.writes.items():
+            table = self.tables[table_id]
+            writers = self.writers[table_id]
+            for key, value in entries.items():
+                with acting_as(writers[key]):
+                    if value is DELETED:
+                        table.delete_now(key)
+                    else:
+                        table.set_now(key, value)
 
     def discard(self) -> None:
         """Drops the buffered writes and sends, and undoes in-memory moves (latest first)."""
@@ -244,18 +233,23 @@ def acting_as(event) -> Iterator[None]:
         _current_event.reset(token)
 
 
-# While a flush writes (under _write_lock): {(table, changelog partition): highest acknowledged offset}.
-_acknowledged: dict | None = None
-_write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+_changelog: contextvars.ContextVar[list | None] = contextvars.ContextVar("posvenda_changelog", default=None)
 
 
-def _write_lock() -> asyncio.Lock:
-    loop = asyncio.get_running_loop()
-    lock = _write_locks.get(loop)
-    if lock is None:
-        _write_locks.clear()  # locks of finished loops (tests) are of no use
-        lock = _write_locks[loop] = asyncio.Lock()
-    return lock
+@contextlib.contextmanager
+def _collecting_changelog() -> Iterator[list]:
+    """Collects the delivery futures of the changelog records written in the enclosed code."""
+    futures: list = []
+    token = _changelog.set(futures)
+    try:
+        yield futures
+    finally:
+        _changelog.reset(token)
+
+
+async def acknowledged(futures: list) -> None:
+    """Waits until the broker acknowledged every changelog record of a flush."""
+    await asyncio.gather(*futures)
 
 
 class BufferedTable(faust.Table):
@@ -345,31 +339,13 @@ class BufferedTable(faust.Table):
     def __iter__(self):
         return iter(self.keys())
 
-    def send_changelog_only(self, key, value):
-        """The changelog record of a write (DELETED: a tombstone) without touching the store; returns
-        its delivery future. Partitioned like Faust's own write: by the current stream event."""
-        partition = self.partition_for_key(key)
-        if value is DELETED:
-            return self.send_changelog(partition, key, None, value_serializer="raw")
-        return self.send_changelog(partition, key, value)
-
-    def store_only(self, key, value) -> None:
-        """The local store's side of a write whose changelog record is already acknowledged."""
-        if value is DELETED:
-            with contextlib.suppress(KeyError):
-                del self.data[key]
-        else:
-            self.data[key] = value
-
-    def _on_changelog_sent(self, fut) -> None:
-        """Faust persists the offset of an acknowledged changelog record in the store at once; during
-        a flush it is kept until the flush has written the store (see Unit)."""
-        if _acknowledged is None:
-            super()._on_changelog_sent(fut)
-            return
-        result = fut.result()
-        slot = (self, result.topic_partition)
-        _acknowledged[slot] = max(_acknowledged.get(slot, -1), result.offset)
+    def send_changelog(self, *args, **kwargs):
+        """Faust's changelog send; its delivery future is kept when a flush collects them."""
+        future = super().send_changelog(*args, **kwargs)
+        collected = _changelog.get()
+        if collected is not None:
+            collected.append(future)
+        return future
 
     def set_now(self, key, value) -> None:
         super().__setitem__(key, value)

@@ -1,7 +1,8 @@
 """The batch runtime under Faust's test_context(): events folded in one batch write each changed key
 once (the latest value), a raising handler discards only its own event, and at the flush a compacted
 topic gets the latest message per key while every other send is kept, in order; no write reaches a
-table before every send of its batch is acknowledged, and none at all when a send fails."""
+table before every send of its batch is acknowledged, none at all when a send fails, and a key is
+read from the store once per batch."""
 from __future__ import annotations
 
 import asyncio
@@ -50,13 +51,13 @@ def batch_of(monkeypatch):
 def table_writes(monkeypatch):
     """[(table name, key, value)] of every write that reached a table's store."""
     writes = []
-    store_only = unit_of_work.BufferedTable.store_only
+    set_now = unit_of_work.BufferedTable.set_now
 
     def record(self, key, value):
         writes.append((self.name, key, value))
-        store_only(self, key, value)
+        set_now(self, key, value)
 
-    monkeypatch.setattr(unit_of_work.BufferedTable, "store_only", record)
+    monkeypatch.setattr(unit_of_work.BufferedTable, "set_now", record)
     return writes
 
 
@@ -195,30 +196,6 @@ async def test_a_failed_send_leaves_every_table_as_it_was(monkeypatch, batch_of,
             delivered.set_result(None)
         await asyncio.sleep(0.3)
     assert not any(key == session for _, key, _ in table_writes), "a write survived a failed send"
-
-
-@pytest.mark.asyncio
-async def test_the_store_is_written_only_after_its_changelog_records_are_acknowledged(
-        monkeypatch, batch_of, table_writes, produced, dead_letters):
-    session = f"s-{uuid.uuid4().hex[:8]}"
-    held = []
-
-    def send_changelog_only(self, key, value):
-        acknowledged = asyncio.get_running_loop().create_future()
-        held.append((self.name, key, acknowledged))
-        return acknowledged
-
-    monkeypatch.setattr(unit_of_work.BufferedTable, "send_changelog_only", send_changelog_only)
-    monkeypatch.setattr("streams.handlers._handlers", {"sessions": [funnel.apply]})
-    batch_of(1)
-    async with sessions.fold_sessions.test_context() as agent:
-        await agent.put(key=session.encode(), value=encode(view(session, "p-1", 0)))
-        await eventually(lambda: any(key == session for _, key, _ in held), "the changelog record")
-        await asyncio.sleep(0.2)
-        assert not any(key == session for _, key, _ in table_writes), "the store went ahead of its changelog"
-        for _, _, acknowledged in held:
-            acknowledged.set_result(None)
-        await eventually(lambda: any(key == session for _, key, _ in table_writes), "the store write after the ack")
 
 
 @pytest.mark.asyncio
