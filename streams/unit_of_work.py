@@ -135,16 +135,20 @@ class Unit:
             self._merge_into(self.parent)
         else:
             sends, self.sends = _collapsed(self.sends), []
-            if repeat_filter is not None:
-                keep = await repeat_filter([(topic.topics[0], kwargs.get("value")) for topic, kwargs, _ in sends])
-                sends = [send for send, kept in zip(sends, keep, strict=True) if kept]
-            deliveries = []
-            for topic, kwargs, sender in sends:
-                with acting_as(sender):
-                    deliveries.append(await topic.send_now(**kwargs))
-            await asyncio.gather(*deliveries)  # every send acknowledged before any state moves
-            with _collecting_changelog() as changelog:
-                self._apply_writes()
+            _flushing.append(self)  # until its writes are in the store, readers outside it see them too
+            try:
+                if repeat_filter is not None:
+                    keep = await repeat_filter([(topic.topics[0], kwargs.get("value")) for topic, kwargs, _ in sends])
+                    sends = [send for send, kept in zip(sends, keep, strict=True) if kept]
+                deliveries = []
+                for topic, kwargs, sender in sends:
+                    with acting_as(sender):
+                        deliveries.append(await topic.send_now(**kwargs))
+                await asyncio.gather(*deliveries)  # every send acknowledged before any state moves
+                with _collecting_changelog() as changelog:
+                    self._apply_writes()
+            finally:
+                _flushing.remove(self)
             await acknowledged(changelog)  # and every changelog record before the batch is acknowledged
         self._clear()
 
@@ -231,6 +235,19 @@ def acting_as(event) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+_flushing: list[Unit] = []  # batch units between the start of their flush and their store writes
+
+
+def _in_flight(table) -> dict | None:
+    """{key: value or DELETED} that flushing batches hold for `table` (the later batch wins), or None."""
+    merged = None
+    for unit in _flushing:
+        writes = unit.writes.get(id(table))
+        if writes:
+            merged = {**(merged or {}), **writes}
+    return merged
 
 
 _changelog: contextvars.ContextVar[list | None] = contextvars.ContextVar("posvenda_changelog", default=None)
@@ -321,9 +338,12 @@ class BufferedTable(faust.Table):
         unit.write(self, key, DELETED)
 
     def items(self):
-        """The store's items overlaid with the open unit's writes (a plain view outside a unit)."""
+        """The store's items overlaid with the open unit's writes; outside a unit, with the writes of
+        the batches being flushed. In-memory counts derived from a table (projections/derived.py)
+        move when an event is folded, before its batch reaches the store: a rebuild from the store
+        alone while a flush waits for its sends would drop those moves for good."""
         unit = current()
-        buffered = unit.written(self) if unit is not None else None
+        buffered = unit.written(self) if unit is not None else _in_flight(self)
         if not buffered:
             return super().items()
         merged = [(k, v) for k, v in super().items() if k not in buffered]
@@ -331,10 +351,10 @@ class BufferedTable(faust.Table):
         return merged
 
     def keys(self):
-        return [k for k, _ in self.items()] if current() is not None else super().keys()
+        return [k for k, _ in self.items()] if current() is not None or _flushing else super().keys()
 
     def values(self):
-        return [v for _, v in self.items()] if current() is not None else super().values()
+        return [v for _, v in self.items()] if current() is not None or _flushing else super().values()
 
     def __iter__(self):
         return iter(self.keys())

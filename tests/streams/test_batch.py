@@ -222,3 +222,21 @@ async def test_a_key_is_read_from_the_store_once_per_batch(monkeypatch, batch_of
             await agent.put(key=session.encode(), value=encode(view(session, f"p-{t}", t * 1000)))
         await eventually(lambda: any(key == session for _, key, _ in table_writes), "the batch to be flushed")
     assert reads == [absent], "three events asked, the store was read once"
+
+
+@pytest.mark.asyncio
+async def test_while_a_flush_waits_for_its_sends_a_reader_outside_sees_its_writes(
+        monkeypatch, batch_of, table_writes, held_sends, dead_letters):
+    """A rebuild of derived counts from the table (projections/derived.py) must see a batch whose moves
+    were already counted, even before its writes reach the store."""
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr("streams.handlers._handlers", {"sessions": [project]})
+    batch_of(1)
+    async with sessions.fold_sessions.test_context() as agent:
+        await agent.put(key=session.encode(), value=encode(view(session, "p-1", 0)))
+        await eventually(lambda: held_sends, "the batch's send")
+        assert not any(key == session for _, key, _ in table_writes), "the store was written before the ack"
+        assert session in dict(funnel.sessions_table.items()), "a reader outside the batch missed its write"
+        for _, delivered in held_sends:
+            delivered.set_result(None)
+        await eventually(lambda: any(key == session for _, key, _ in table_writes), "the write after the ack")
