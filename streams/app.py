@@ -131,11 +131,9 @@ def topic(t) -> faust.TopicT:
     """The Faust topic of a catalogue entry (raw bytes: agents decode, so bad input reaches the DLQ).
 
     Cached: handlers send on every event, and building a Faust topic object each time was waste.
-    A BufferedTopic: a send made while a unit of work is open leaves with the batch's flush."""
-    buffered = BufferedTopic(app, topics=[settings.topic_name(t)], key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw", partitions=t.partitions or settings.partitions)
-    buffered.compacted = t.cleanup_policy == "compact"  # a batch sends the latest message per key only
-    return buffered
+    A BufferedTopic: a send made while an event's unit of work is open leaves with the unit's commit."""
+    return BufferedTopic(app, topics=[settings.topic_name(t)], key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw", partitions=t.partitions or settings.partitions)
 
 
 def topics(*entries, **kwargs) -> faust.TopicT:

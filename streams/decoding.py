@@ -1,6 +1,6 @@
 """Turns a raw message into a domain Event, or into a dead letter with the reason; runs the handlers of
 an event as one unit of work, so a handler that raises dead-letters the event instead of stopping the
-partition; folds an agent's stream in batches, flushing each batch's writes once."""
+partition."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 
 from streams import dedupe, metrics, unit_of_work
-from streams.app import app, settings
+from streams.app import app
 from streams.deadletter import send_to_dead_letters
 from topics import duplicates, events, validation
 
@@ -57,8 +57,7 @@ def _event_strings(event: events.Event):
 
 async def dispatch(group: str, source, message, key_field: str | None) -> None:
     """What every source-group agent does with a message: decode once (or dead-letter it), hand the
-    event to each read model registered for the group inside one unit of work (a child of the batch's,
-    when one is open), and record the latency.
+    event to each read model registered for the group inside one unit of work, and record the latency.
 
     All or nothing: when a handler raises, the writes and sends of every handler for this event are
     discarded, the event goes to the dead letters with reason `handler_error`, and the partition goes on."""
@@ -67,7 +66,7 @@ async def dispatch(group: str, source, message, key_field: str | None) -> None:
     event = await decode_or_dead_letter(source, message, key_field)
     if event is None:
         return
-    unit = unit_of_work.Unit(parent=unit_of_work.current())
+    unit = unit_of_work.Unit()
     handle = None
     try:
         with unit_of_work.opened(unit):
@@ -90,21 +89,3 @@ async def dispatch(group: str, source, message, key_field: str | None) -> None:
     await unit.commit()
     metrics.EVENTS_PROCESSED.labels(source.name, event.type).inc()
     observe_latency(source, message, event)
-
-
-async def fold_batches(stream, fold) -> None:
-    """Consumes `stream` in batches and awaits `fold(message)` for each message, under one batch unit
-    of work whose writes and sends are flushed at the end of the batch (each changed key once).
-
-    Faust's take_events acknowledges a batch's events only when the next batch is asked for, that is
-    after this flush, which returns once the broker acknowledged the batch's sends and changelog
-    records (streams/unit_of_work.py): a committed offset never passes an unacknowledged write or send."""
-    async for batch in stream.take_events(settings.batch_max_events, within=settings.batch_within_seconds):
-        unit = unit_of_work.Unit()
-        try:
-            with unit_of_work.opened(unit):
-                for record in batch:
-                    with unit_of_work.acting_as(record):
-                        await fold(record.message)
-        finally:  # what the earlier events of a batch folded is kept even if a later one crashes the agent
-            await unit.commit()

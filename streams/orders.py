@@ -1,13 +1,11 @@
 """One agent for everything keyed by order: orders.events and messages.events. It decodes once,
-dispatches to the handlers registered for ORDERS, folds the wall-clock ticks of orders.ticks
-(streams/recovery.py) in the same batches, and re-keys the order facts that session
+dispatches to the handlers registered for ORDERS, and re-keys the order facts that session
 projections need (placed, paid) onto sessions.order-steps."""
 from __future__ import annotations
 
 from streams import handlers
-from streams import recovery as ticks
 from streams.app import app, catalogue_entry, settings, topic, topics
-from streams.decoding import dispatch, fold_batches
+from streams.decoding import dispatch
 from topics import catalogue, events
 
 ORDER_SOURCES = (catalogue.ORDERS, catalogue.MESSAGES)
@@ -34,13 +32,9 @@ def _with_session(event: events.Event, session_id: str) -> events.Event:
     return event if event.session_id == session_id else replace(event, session_id=session_id)
 
 
-@app.agent(topics(*ORDER_SOURCES, catalogue.ORDER_TICKS))
+@app.agent(topics(*ORDER_SOURCES))
 async def fold_orders(stream):
-    async def fold(message) -> None:
-        source = catalogue_entry(message.topic, (*ORDER_SOURCES, catalogue.ORDER_TICKS))
-        if source is catalogue.ORDER_TICKS:
-            await ticks.apply_tick(message)
-            return
+    async for record in stream.events():
+        message = record.message
+        source = catalogue_entry(message.topic, ORDER_SOURCES)
         await dispatch(handlers.ORDERS, source, message, "order_id" if source is catalogue.ORDERS else None)
-
-    await fold_batches(stream, fold)

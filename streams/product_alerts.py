@@ -17,7 +17,6 @@ from alerts import alert_rules, delivery_fold, returns_fold, window_fold
 from alerts.metric_labels import bounded
 from projections import returns
 from streams.app import app, settings, topic
-from streams.decoding import fold_batches
 from topics import catalogue, codec
 
 ALERT_SCHEMA = "posvenda.alerts.AlertEvent"
@@ -139,15 +138,15 @@ async def publish_alert(event: dict) -> None:
 
 @app.agent(topic(catalogue.PRODUCT_FACTS))
 async def judge_return_rates(stream):
-    await fold_batches(stream, lambda message: _judge(PRODUCTS, message))
+    async for record in stream.events():
+        decoded = returns.decode_record(PRODUCTS.name, record.message.value)
+        if decoded is not None:
+            await apply_record(PRODUCTS, decoded, record.message.partition)
 
 
 @app.agent(topic(catalogue.CARRIER_FACTS))
 async def judge_late_deliveries(stream):
-    await fold_batches(stream, lambda message: _judge(CARRIERS, message))
-
-
-async def _judge(kind: Kind, message) -> None:
-    decoded = returns.decode_record(kind.name, message.value)
-    if decoded is not None:
-        await apply_record(kind, decoded, message.partition)
+    async for record in stream.events():
+        decoded = returns.decode_record(CARRIERS.name, record.message.value)
+        if decoded is not None:
+            await apply_record(CARRIERS, decoded, record.message.partition)

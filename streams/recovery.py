@@ -4,8 +4,8 @@ Event time alone stops on a partition that receives no events (a night without o
 store): a Pix reminder would wait for the next order. Faust forbids table writes outside a stream,
 so a timer does not touch the tables: every `recovery_tick_seconds` it sends a small tick to each
 partition of orders.ticks that this worker owns (co-partitioned with orders.events, so the same
-worker owns the same orders partition), and the orders agent folds the tick in its batch
-(`apply_tick`: table writes need a stream event) and moves the watermark (projections.recovery.apply_tick),
+worker owns the same orders partition), and `advance_idle_partitions` consumes the tick inside a
+stream (table writes need one) and moves the watermark (projections.recovery.apply_tick),
 emitting what fell due.
 
 A tick only applies when the orders partition is consumed to its end and its newest event is recent
@@ -28,10 +28,13 @@ import time
 from faust.types import TP
 
 from projections import recovery, returns
-from streams.app import app, settings
+from streams.app import app, settings, topic
 from topics import catalogue
 
 log = logging.getLogger(__name__)
+
+ticks_topic = topic(catalogue.ORDER_TICKS)
+
 
 def _orders_end_offset(partition: int) -> int | None:
     """The end of the orders.events partition as this consumer last saw it (None before a fetch)."""
@@ -42,20 +45,21 @@ def _orders_end_offset(partition: int) -> int | None:
         return None
 
 
-async def apply_tick(message) -> None:
-    """Folds one orders.ticks message (called by the orders agent, in its batch: the recovery and
-    watermark records it moves are the ones the order handlers write, so both go through one agent)."""
-    try:
-        wall_ms = int(json.loads(message.value)["wall_ms"])
-    except (ValueError, KeyError, TypeError):
-        log.warning("ignoring a malformed tick on %s partition %s offset %s", message.topic, message.partition,
-                    message.offset)
-        return
-    before = _recovery_clock(message.partition).get("watermark")
-    await recovery.publish(recovery.apply_tick(message.partition, wall_ms, _orders_end_offset(message.partition)))
-    after = _recovery_clock(message.partition)
-    if after.get("watermark") is not None and after["watermark"] != before:
-        await returns.tick_source(message.partition, after["watermark"], after.get("next_offset"))
+@app.agent(ticks_topic)
+async def advance_idle_partitions(stream):
+    async for record in stream.events():
+        message = record.message
+        try:
+            wall_ms = int(json.loads(message.value)["wall_ms"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed tick on %s partition %s offset %s", message.topic, message.partition,
+                        message.offset)
+            continue
+        before = _recovery_clock(message.partition).get("watermark")
+        await recovery.publish(recovery.apply_tick(message.partition, wall_ms, _orders_end_offset(message.partition)))
+        after = _recovery_clock(message.partition)
+        if after.get("watermark") is not None and after["watermark"] != before:
+            await returns.tick_source(message.partition, after["watermark"], after.get("next_offset"))
 
 
 def _recovery_clock(partition: int) -> dict:

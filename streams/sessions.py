@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streams import handlers
 from streams.app import app, catalogue_entry, topics
-from streams.decoding import dispatch, fold_batches
+from streams.decoding import dispatch
 from topics import catalogue
 
 SESSION_SOURCES = (catalogue.VISITS, catalogue.CART, catalogue.CHECKOUT, catalogue.SESSION_ORDER_STEPS)
@@ -12,7 +12,6 @@ SESSION_SOURCES = (catalogue.VISITS, catalogue.CART, catalogue.CHECKOUT, catalog
 
 @app.agent(topics(*SESSION_SOURCES))
 async def fold_sessions(stream):
-    async def fold(message) -> None:
+    async for record in stream.events():
+        message = record.message
         await dispatch(handlers.SESSIONS, catalogue_entry(message.topic, SESSION_SOURCES), message, "session_id")
-
-    await fold_batches(stream, fold)

@@ -18,16 +18,6 @@ def _flag(value: str) -> bool:
     raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {value!r}")
 
 
-def _positive(cast):
-    def parse(value: str):
-        number = cast(value)
-        if number <= 0:
-            raise ValueError(f"expected a number above 0, got {value!r}")
-        return number
-
-    return parse
-
-
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -48,10 +38,6 @@ class Settings:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
-    # Agents fold a batch of up to batch_max_events, or what arrived within batch_within_seconds, and
-    # write each changed key once per batch (streams/decoding.py: fold_batches).
-    batch_max_events: int = 1000
-    batch_within_seconds: float = 0.1
 
     @classmethod
     def from_env(cls, env=os.environ) -> Settings:
@@ -77,8 +63,6 @@ class Settings:
             sasl_username=get("KAFKA_SASL_USERNAME", None),
             sasl_password=get("KAFKA_SASL_PASSWORD", None),
             ssl_cafile=get("KAFKA_SSL_CAFILE", None),
-            batch_max_events=get("POSVENDA_BATCH_MAX_EVENTS", cls.batch_max_events, _positive(int)),
-            batch_within_seconds=get("POSVENDA_BATCH_WITHIN_SECONDS", cls.batch_within_seconds, _positive(float)),
         )
 
     def topic_name(self, topic) -> str:

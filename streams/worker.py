@@ -7,7 +7,7 @@ import time
 
 # Importing a module registers its agents, tables, handlers and views with the app.
 from projections import customer360, funnel, handling_time, http, order_history, recovery, returns, visits  # noqa: F401
-from streams import customers, lag, orders, product_alerts, sessions, trigger_ledger, unit_of_work  # noqa: F401
+from streams import customers, lag, orders, product_alerts, sessions  # noqa: F401
 from streams import recovery as recovery_agents  # noqa: F401
 from streams.app import app, settings
 from streams.web_auth import open_http_refusal
@@ -57,11 +57,6 @@ def main(extra_args: list[str] | None = None) -> None:
               + "\n  (run `posvenda topics create` to see every drift from the catalogue)", file=sys.stderr)
         raise SystemExit(2)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ledger = trigger_ledger.TriggerLedger(settings, lambda: frozenset(app.assignor.assigned_actives()))
-    unit_of_work.repeat_filter = ledger.first_sends
-    # A flush hands Faust a batch's changelog records at once and waits for them itself; Faust's default
-    # buffer of 100 would log "producer buffer full" on nearly every batch.
-    app.producer.buffer.max_messages = 10 * settings.batch_max_events
     for name in ("aiokafka", "aiokafka.producer.sender", "aiokafka.consumer.fetcher", "aiokafka.cluster", "aiokafka.conn"):
         logging.getLogger(name).addFilter(RepeatFilter())
     extra_args = list(extra_args or [])

@@ -11,7 +11,6 @@ os.environ.setdefault("POSVENDA_DATA_DIR", "/tmp/posvenda-streams-tests")
 
 from projections import funnel
 from streams import sessions
-from tests.streams.polling import eventually
 from topics.events import Event, encode
 
 T0 = 1_741_611_600_000
@@ -50,7 +49,7 @@ async def test_the_agent_folds_session_events_into_the_funnel_state(monkeypatch)
         await agent.put(key=SESSION.encode(), value=encode(event("page_viewed", {
             "page_type": "product", "path": "/p/7", "product_id": "p-7"}, 1000)))
         await agent.put(key=SESSION.encode(), value=b"garbage, not avro at all")
-        state = await eventually(lambda: funnel.sessions_table.get(SESSION), "the session's batch to be folded")
+        state = funnel.sessions_table[SESSION]
     assert state["device"] == "mobile" and state["channel"] == "email"
     assert state["steps"] == ["product_page"] and state["viewed"] == ["p-7"]
     assert sent == ["bad_magic"]
