@@ -241,7 +241,7 @@ def differences(got: dict, want: dict, limit: int = 4) -> list[str]:
         if g == w:
             continue
         if isinstance(g, dict) and isinstance(w, dict):
-            keys = [k for k in sorted(set(g) | set(w), key=str) if g.get(k) != w.get(k)]
+            keys = differing_keys(g, w)
             sample = "; ".join(f"{k!r}: {field_differences(g.get(k, '(missing)'), w.get(k, '(missing)'))}"
                                for k in keys[:limit])
             out.append(f"{name}: {len(keys)} keys differ, e.g. {sample}"[:1500])
@@ -255,12 +255,15 @@ def differences(got: dict, want: dict, limit: int = 4) -> list[str]:
     return out
 
 
+def differing_keys(got: dict, want: dict) -> list:
+    return [k for k in sorted(set(got) | set(want), key=str) if got.get(k) != want.get(k)]
+
+
 def field_differences(got, want) -> str:
     """got vs expected for one record; for two dicts only the fields that differ."""
     if isinstance(got, dict) and isinstance(want, dict):
-        fields = [f for f in sorted(set(got) | set(want), key=str) if got.get(f) != want.get(f)]
         return "{" + ", ".join(f"{f!r}: got {got.get(f, '(missing)')!r} expected {want.get(f, '(missing)')!r}"
-                               for f in fields) + "}"
+                               for f in differing_keys(got, want)) + "}"
     return f"got {got!r} expected {want!r}"
 
 
