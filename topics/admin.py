@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -46,9 +47,26 @@ def create_topics(settings, topics: tuple[Topic, ...] | None = None) -> tuple[li
             except TopicAlreadyExistsError:
                 pass
         _apply_configs(admin, {name: t for name, t in wanted.items() if name in existing})
+        _wait_until_listed(admin, created)
         return created, sorted(set(wanted) & existing)
     finally:
         admin.close()
+
+
+def _wait_until_listed(admin, names: list[str], timeout_s: float = 30.0) -> None:
+    """Returns once the cluster's metadata lists every topic of `names`. A creation is acknowledged by
+    the controller before the broker's metadata has it, and a producer checking right after
+    (`require_topics`) found freshly created topics missing: `make demo` failed on a new broker."""
+    deadline = time.monotonic() + timeout_s
+    pending = set(names)
+    while pending:
+        pending -= set(admin.list_topics())
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TopicsNotReady(f"{len(pending)} topic(s) created but still not listed after {timeout_s:.0f} s: "
+                                 f"{', '.join(sorted(pending))}")
+        time.sleep(0.2)
 
 
 # --- topics as the catalogue declares them ------------------------------------------------------
